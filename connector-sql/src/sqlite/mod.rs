@@ -1,0 +1,1 @@
+//! sqlite backend (being built).
