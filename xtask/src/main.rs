@@ -7,7 +7,7 @@
 //!   failure and on Ctrl-C / SIGTERM.
 //! - `cargo xtask peers up`: start the peers and leave them running; prints `export` lines.
 //! - `cargo xtask peers down`: stop what `peers up` started.
-//! - `cargo xtask peers status` / `cargo xtask peers env`.
+//! - `cargo xtask peers install` / `peers status` / `peers env`.
 
 mod peers;
 
@@ -63,6 +63,7 @@ commands:
                      cargo test --workspace --all-features [ARGS]; stops the peers it started
   peers up           start the test peers and leave them running; prints the env exports
   peers down         stop the peers `peers up` started
+  peers install      install the peers' programs into the cache without starting them
   peers status       show which peers answer
   peers env          print the env exports the tests read
 ";
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
             peers::down();
             Ok(())
         }
+        ["peers", "install"] => peers::install_all(),
         ["peers", "status"] => {
             peers::status();
             Ok(())

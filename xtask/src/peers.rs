@@ -688,6 +688,16 @@ pub(crate) fn down() {
     eprintln!("xtask: stopped {n} peer(s)");
 }
 
+/// Install every peer's program (without starting anything).
+pub(crate) fn install_all() -> Result<()> {
+    for peer in PEERS {
+        if let Some(bin) = ensure_installed(peer)? {
+            eprintln!("xtask: {:<20} {}", peer.name, bin.display());
+        }
+    }
+    Ok(())
+}
+
 /// Print which peers answer.
 pub(crate) fn status() {
     for p in PEERS {
