@@ -24,6 +24,7 @@ pub use capability::{SinkCapabilities, SourceCapabilities};
 pub use connector::{Sink, Source};
 pub use error::{Error, ErrorKind, ErrorStatus, Location, Result, ResultExt};
 pub use ext::{SinkExt, SourceExt, collect};
+pub use layers::{CircuitBreakerLayer, CircuitState, Layer, LayerExt, RetryLayer, TimeoutLayer};
 pub use memory::{MemorySink, MemorySource, MemoryStore};
 pub use request::{
     CmpOp, DatasetInfo, Expr, Literal, Partition, ReadRequest, ReadTarget, SchemaDriftPolicy,
