@@ -34,6 +34,10 @@
 //!   projection, filter, limit, partition, write-mode and drift cases. Every backend must be able
 //!   to store `Int64` and `Utf8`.
 
+// Panicking is how this test kit reports a failed check (see above); every case would need the
+// same `# Panics` section.
+#![allow(clippy::missing_panics_doc)]
+
 use std::collections::HashSet;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -322,7 +326,11 @@ fn int_at(i: usize, min: i128, max: i128) -> i128 {
         4 => 1,
         _ => {
             let x = (i as i128 * 2_654_435_761) % (max - min);
-            if i % 2 == 0 { min + x } else { max - x }
+            if i.is_multiple_of(2) {
+                min + x
+            } else {
+                max - x
+            }
         }
     }
 }
@@ -429,7 +437,7 @@ fn duration_at(i: usize, unit: TimeUnit) -> i64 {
 }
 
 fn interval_at(i: usize) -> IntervalMonthDayNano {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         return IntervalMonthDayNano::new(0, 0, 0);
     }
     IntervalMonthDayNano::new(
@@ -449,7 +457,7 @@ fn decimal128_at(i: usize, precision: u8) -> i128 {
         4 => -1,
         _ => {
             let v = (i as i128 * 123_456_789_012_345_678) % max;
-            if i % 2 == 0 { v } else { -v }
+            if i.is_multiple_of(2) { v } else { -v }
         }
     }
 }
@@ -468,7 +476,11 @@ fn decimal256_at(i: usize, precision: u8) -> i256 {
             let v = i256::from_i128(i as i128 * 987_654_321_987_654_321)
                 .wrapping_mul(i256::from_i128(1_000_000_007))
                 .wrapping_rem(max);
-            if i % 2 == 0 { v } else { v.wrapping_neg() }
+            if i.is_multiple_of(2) {
+                v
+            } else {
+                v.wrapping_neg()
+            }
         }
     }
 }
@@ -502,7 +514,7 @@ fn with_parent_nulls(child: &ArrayRef, rows: usize, col: usize) -> ArrayRef {
 /// One column of `rows` values of `dt`; `col` shifts the null pattern and the values.
 #[allow(clippy::match_same_arms)]
 fn column(dt: &DataType, rows: usize, col: usize) -> ArrayRef {
-    let o = |f: &dyn Fn(usize) -> i64| opt(rows, col, f);
+    let opt64 = |f: &dyn Fn(usize) -> i64| opt(rows, col, f);
     match dt {
         DataType::Boolean => Arc::new(BooleanArray::from(opt(rows, col, |i| i % 3 == 0))),
         DataType::Int8 => ints!(Int8Array, i8, rows, col),
@@ -521,7 +533,7 @@ fn column(dt: &DataType, rows: usize, col: usize) -> ArrayRef {
         DataType::Binary => Arc::new(BinaryArray::from_iter(opt(rows, col, bytes_at))),
         DataType::LargeBinary => Arc::new(LargeBinaryArray::from_iter(opt(rows, col, bytes_at))),
         DataType::Date32 => Arc::new(Date32Array::from(opt(rows, col, date_at))),
-        DataType::Date64 => Arc::new(Date64Array::from(o(&|i| {
+        DataType::Date64 => Arc::new(Date64Array::from(opt64(&|i| {
             i64::from(date_at(i)) * 86_400_000
         }))),
         DataType::Time32(TimeUnit::Second) => {
@@ -535,13 +547,15 @@ fn column(dt: &DataType, rows: usize, col: usize) -> ArrayRef {
             })))
         }
         DataType::Time64(TimeUnit::Microsecond) => {
-            Arc::new(Time64MicrosecondArray::from(o(&|i| time_ns_at(i) / 1_000)))
+            Arc::new(Time64MicrosecondArray::from(opt64(&|i| {
+                time_ns_at(i) / 1_000
+            })))
         }
         DataType::Time64(TimeUnit::Nanosecond) => {
-            Arc::new(Time64NanosecondArray::from(o(&time_ns_at)))
+            Arc::new(Time64NanosecondArray::from(opt64(&time_ns_at)))
         }
         DataType::Timestamp(unit, tz) => {
-            let v = o(&|i| timestamp_at(i, *unit));
+            let v = opt64(&|i| timestamp_at(i, *unit));
             let a: ArrayRef = match unit {
                 TimeUnit::Second => {
                     Arc::new(TimestampSecondArray::from(v).with_timezone_opt(tz.clone()))
@@ -559,7 +573,7 @@ fn column(dt: &DataType, rows: usize, col: usize) -> ArrayRef {
             a
         }
         DataType::Duration(unit) => {
-            let v = o(&|i| duration_at(i, *unit));
+            let v = opt64(&|i| duration_at(i, *unit));
             match unit {
                 TimeUnit::Second => Arc::new(DurationSecondArray::from(v)),
                 TimeUnit::Millisecond => Arc::new(DurationMillisecondArray::from(v)),
@@ -570,16 +584,16 @@ fn column(dt: &DataType, rows: usize, col: usize) -> ArrayRef {
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             Arc::new(IntervalMonthDayNanoArray::from(opt(rows, col, interval_at)))
         }
-        DataType::Decimal128(p, s) => {
-            let a = Decimal128Array::from(opt(rows, col, |i| decimal128_at(i, *p)));
-            match a.with_precision_and_scale(*p, *s) {
+        DataType::Decimal128(precision, scale) => {
+            let values = Decimal128Array::from(opt(rows, col, |i| decimal128_at(i, *precision)));
+            match values.with_precision_and_scale(*precision, *scale) {
                 Ok(a) => Arc::new(a),
                 Err(e) => panic!("type_matrix: {dt}: {e}"),
             }
         }
-        DataType::Decimal256(p, s) => {
-            let a = Decimal256Array::from(opt(rows, col, |i| decimal256_at(i, *p)));
-            match a.with_precision_and_scale(*p, *s) {
+        DataType::Decimal256(precision, scale) => {
+            let values = Decimal256Array::from(opt(rows, col, |i| decimal256_at(i, *precision)));
+            match values.with_precision_and_scale(*precision, *scale) {
                 Ok(a) => Arc::new(a),
                 Err(e) => panic!("type_matrix: {dt}: {e}"),
             }
@@ -608,9 +622,11 @@ fn column(dt: &DataType, rows: usize, col: usize) -> ArrayRef {
                 .map(|i| if is_null_at(i, col) { 0 } else { i % 4 })
                 .collect();
             let child = column(field.data_type(), lengths.iter().sum(), col + 3);
-            let nulls = Some(NullBuffer::from_iter(
-                (0..rows).map(|i| !is_null_at(i, col)),
-            ));
+            let nulls = Some(
+                (0..rows)
+                    .map(|i| !is_null_at(i, col))
+                    .collect::<NullBuffer>(),
+            );
             let out: std::result::Result<ArrayRef, _> = if matches!(dt, DataType::List(_)) {
                 ListArray::try_new(
                     field.clone(),
@@ -646,9 +662,11 @@ fn column(dt: &DataType, rows: usize, col: usize) -> ArrayRef {
                     with_parent_nulls(&column(f.data_type(), rows, col + k + 1), rows, col)
                 })
                 .collect();
-            let nulls = Some(NullBuffer::from_iter(
-                (0..rows).map(|i| !is_null_at(i, col)),
-            ));
+            let nulls = Some(
+                (0..rows)
+                    .map(|i| !is_null_at(i, col))
+                    .collect::<NullBuffer>(),
+            );
             match StructArray::try_new(fields.clone(), children, nulls) {
                 Ok(a) => Arc::new(a),
                 Err(e) => panic!("type_matrix: {dt}: {e}"),

@@ -130,7 +130,7 @@ struct DropLastRow(Arc<dyn Sink>);
 
 #[async_trait]
 impl Sink for DropLastRow {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "drop-last-row"
     }
     fn capabilities(&self) -> SinkCapabilities {
@@ -166,7 +166,7 @@ struct IgnoreFilter(Arc<dyn Source>);
 
 #[async_trait]
 impl Source for IgnoreFilter {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "ignore-filter"
     }
     fn capabilities(&self) -> SourceCapabilities {
@@ -193,7 +193,7 @@ struct OverlappingPartitions(Arc<dyn Source>);
 
 #[async_trait]
 impl Source for OverlappingPartitions {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "overlapping-partitions"
     }
     fn capabilities(&self) -> SourceCapabilities {
@@ -230,7 +230,7 @@ struct WrongErrorKind(Arc<dyn Source>);
 
 #[async_trait]
 impl Source for WrongErrorKind {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "wrong-error-kind"
     }
     fn capabilities(&self) -> SourceCapabilities {
@@ -263,7 +263,7 @@ struct AppendOnly {
 
 #[async_trait]
 impl Sink for AppendOnly {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "append-only"
     }
     fn capabilities(&self) -> SinkCapabilities {
@@ -297,7 +297,7 @@ struct LyingSchema(Arc<dyn Source>);
 
 #[async_trait]
 impl Source for LyingSchema {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "lying-schema"
     }
     fn capabilities(&self) -> SourceCapabilities {
@@ -440,7 +440,7 @@ async fn bad_credentials_case_checks_the_error_kind() {
     struct Refusing(ErrorKind);
     #[async_trait]
     impl Source for Refusing {
-        fn name(&self) -> &str {
+        fn name(&self) -> &'static str {
             "refusing"
         }
         fn capabilities(&self) -> SourceCapabilities {
