@@ -2,9 +2,38 @@
 #![warn(missing_docs)]
 
 pub mod avro;
+pub mod compression;
+#[cfg(feature = "csv")]
+pub mod csv;
 pub mod excel;
 pub mod format;
+pub mod sql_insert;
+pub mod formats;
+pub mod store;
+mod util;
 
-pub use format::{BadRow, BadRowLog, BadRows, ByteSource, FileFormat, FormatReadOptions, FormatWriter, InMemoryBytes};
 pub use avro::{AvroCompression, AvroFormat};
+pub use compression::Compression;
+#[cfg(feature = "csv")]
+pub use csv::{CsvFormat, CsvOptions};
+pub use format::{
+    BadRow, BadRowLog, BadRows, ByteSource, FileFormat, FormatReadOptions, FormatWriter,
+    InMemoryBytes,
+};
 pub use excel::{ExcelFormat, HeaderRow, SheetSelector};
+pub use formats::FormatRegistry;
+pub use sql_insert::{SqlDialect, SqlInsertFormat};
+pub use store::{ObjectStoreBytes, StoreRoot};
+
+/// Every file format this build includes, with default options. Each format adds its line here.
+#[must_use]
+pub fn default_formats() -> FormatRegistry {
+    #[allow(unused_mut)]
+    let mut r = FormatRegistry::new();
+    #[cfg(feature = "csv")]
+    r.register(std::sync::Arc::new(CsvFormat::default()));
+    r.register(std::sync::Arc::new(ExcelFormat::default()));
+    r.register(std::sync::Arc::new(AvroFormat::default()));
+    r.register(std::sync::Arc::new(SqlInsertFormat::default()));
+    r
+}

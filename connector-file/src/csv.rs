@@ -1,0 +1,724 @@
+//! CSV codec: arrow-csv's push [`arrow::csv::reader::Decoder`] for values, `csv-core` for record
+//! boundaries.
+//!
+//! Records are split with `csv-core` (the state machine arrow-csv itself uses) as bytes arrive,
+//! so every record's 1-based file line and byte offset are known exactly, quoted newlines
+//! included. Each record's field count is checked before arrow-csv sees it: a ragged row is an
+//! [`ErrorKind::InvalidInput`] error naming the file and line, or, under [`BadRows::Skip`], is
+//! recorded in the [`crate::BadRowLog`] and left out. Complete records are decoded `batch_rows`
+//! at a time; when arrow-csv rejects a batch (a value that does not parse as its column's type,
+//! invalid UTF-8), the batch is decoded again record by record to find the bad lines. Memory is
+//! bounded by one batch of raw records plus one input chunk.
+//!
+//! A UTF-8 byte-order mark at the start is dropped. Empty lines are skipped. Compression is a
+//! separate layer ([`crate::compression`]).
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::csv::reader::Format;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use connector_core::{
+    Error, ErrorKind, Location, RecordBatchStreamAdapter, Result, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::format::{BadRowLog, BadRows, ByteSource, FileFormat, FormatReadOptions, FormatWriter};
+use crate::util::{SharedBuf, count_newlines, strip_relative_line};
+
+const NAME: &str = "csv";
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// CSV dialect and inference options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvOptions {
+    /// Field delimiter (one ASCII character). Default `,`.
+    pub delimiter: char,
+    /// Quote character (one ASCII character). Default `"`.
+    pub quote: char,
+    /// Escape character inside quoted fields (e.g. `\`); default none (quotes are doubled).
+    pub escape: Option<char>,
+    /// The first record names the columns. Default true. Without a header, columns are named
+    /// `column_1`, `column_2`, …
+    pub header: bool,
+    /// Records sampled to infer the schema. Default 1000.
+    pub infer_rows: usize,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            delimiter: ',',
+            quote: '"',
+            escape: None,
+            header: true,
+            infer_rows: 1000,
+        }
+    }
+}
+
+/// The CSV [`FileFormat`].
+#[derive(Debug, Clone)]
+pub struct CsvFormat {
+    options: CsvOptions,
+    delimiter: u8,
+    quote: u8,
+    escape: Option<u8>,
+}
+
+impl Default for CsvFormat {
+    fn default() -> Self {
+        Self {
+            options: CsvOptions::default(),
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+        }
+    }
+}
+
+fn ascii(what: &str, c: char) -> Result<u8> {
+    u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
+        Error::invalid_config(format!("CSV {what} must be one ASCII character, got {c:?}"))
+            .with_connector(NAME)
+    })
+}
+
+impl CsvFormat {
+    /// A CSV format with `options`; non-ASCII delimiter, quote or escape is an error.
+    pub fn new(options: CsvOptions) -> Result<Self> {
+        Ok(Self {
+            delimiter: ascii("delimiter", options.delimiter)?,
+            quote: ascii("quote", options.quote)?,
+            escape: options.escape.map(|e| ascii("escape", e)).transpose()?,
+            options,
+        })
+    }
+
+    /// The options.
+    #[must_use]
+    pub fn options(&self) -> &CsvOptions {
+        &self.options
+    }
+
+    fn splitter(&self) -> Splitter {
+        let reader = csv_core::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .quote(self.quote)
+            .escape(self.escape)
+            .double_quote(true)
+            .build();
+        Splitter::new(reader)
+    }
+
+    fn arrow_format(&self) -> Format {
+        let f = Format::default()
+            .with_header(self.options.header)
+            .with_delimiter(self.delimiter)
+            .with_quote(self.quote);
+        match self.escape {
+            Some(e) => f.with_escape(e),
+            None => f,
+        }
+    }
+}
+
+/// One complete record as it appeared in the input.
+struct RawRecord<'a> {
+    bytes: &'a [u8],
+    line: u64,
+    offset: u64,
+    fields: usize,
+}
+
+/// Splits a byte stream into raw CSV records, tracking lines and offsets.
+struct Splitter {
+    reader: csv_core::Reader,
+    scratch: Vec<u8>,
+    ends: Vec<usize>,
+    record: Vec<u8>,
+    fields: usize,
+    in_record: bool,
+    line: u64,
+    offset: u64,
+    record_line: u64,
+    record_offset: u64,
+    bom_pending: Option<Vec<u8>>,
+}
+
+impl Splitter {
+    fn new(reader: csv_core::Reader) -> Self {
+        Self {
+            reader,
+            scratch: vec![0; 64 * 1024],
+            ends: vec![0; 1024],
+            record: Vec::new(),
+            fields: 0,
+            in_record: false,
+            line: 1,
+            offset: 0,
+            record_line: 1,
+            record_offset: 0,
+            bom_pending: Some(Vec::new()),
+        }
+    }
+
+    /// Feed bytes; `on_record` is called for each record completed.
+    fn push(
+        &mut self,
+        input: &[u8],
+        on_record: &mut dyn FnMut(RawRecord<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(mut pending) = self.bom_pending.take() {
+            pending.extend_from_slice(input);
+            if pending.len() < BOM.len() && BOM.starts_with(&pending) {
+                self.bom_pending = Some(pending);
+                return Ok(());
+            }
+            let start = if pending.starts_with(BOM) {
+                BOM.len()
+            } else {
+                0
+            };
+            return self.split(&pending[start..], on_record);
+        }
+        self.split(input, on_record)
+    }
+
+    fn split(
+        &mut self,
+        mut input: &[u8],
+        on_record: &mut dyn FnMut(RawRecord<'_>) -> Result<()>,
+    ) -> Result<()> {
+        while !input.is_empty() {
+            if !self.in_record {
+                let skip = input
+                    .iter()
+                    .take_while(|b| **b == b'\n' || **b == b'\r')
+                    .count();
+                self.line += count_newlines(&input[..skip]);
+                self.offset += skip as u64;
+                input = &input[skip..];
+                if input.is_empty() {
+                    break;
+                }
+                self.in_record = true;
+                self.record_line = self.line;
+                self.record_offset = self.offset;
+                self.fields = 0;
+                self.record.clear();
+            }
+            let (result, nin, _, nend) =
+                self.reader
+                    .read_record(input, &mut self.scratch, &mut self.ends);
+            let consumed = &input[..nin];
+            self.record.extend_from_slice(consumed);
+            self.line += count_newlines(consumed);
+            self.offset += nin as u64;
+            self.fields += nend;
+            input = &input[nin..];
+            if result == csv_core::ReadRecordResult::Record {
+                self.complete(on_record)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, on_record: &mut dyn FnMut(RawRecord<'_>) -> Result<()>) -> Result<()> {
+        self.in_record = false;
+        if !matches!(self.record.last(), Some(b'\n' | b'\r')) {
+            self.record.push(b'\n');
+        }
+        on_record(RawRecord {
+            bytes: &self.record,
+            line: self.record_line,
+            offset: self.record_offset,
+            fields: self.fields,
+        })
+    }
+
+    /// End of input: completes the last record if it had no line terminator.
+    fn finish(&mut self, on_record: &mut dyn FnMut(RawRecord<'_>) -> Result<()>) -> Result<()> {
+        if let Some(pending) = self.bom_pending.take() {
+            let start = if pending.starts_with(BOM) {
+                BOM.len()
+            } else {
+                0
+            };
+            self.split(&pending[start..], on_record)?;
+        }
+        if self.in_record {
+            let (result, _, _, nend) =
+                self.reader
+                    .read_record(&[], &mut self.scratch, &mut self.ends);
+            self.fields += nend;
+            if result == csv_core::ReadRecordResult::Record {
+                self.complete(on_record)?;
+            } else {
+                self.in_record = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bad_row_error(location: &str, line: u64, row: u64, offset: u64, reason: String) -> Error {
+    Error::new(ErrorKind::InvalidInput, reason)
+        .with_connector(NAME)
+        .with_operation("read")
+        .with_location(
+            Location::file(location)
+                .with_line(line)
+                .with_row(row)
+                .with_byte_offset(offset),
+        )
+}
+
+/// Where a buffered record came from.
+#[derive(Debug, Clone, Copy)]
+struct Pos {
+    start: usize,
+    end: usize,
+    line: u64,
+    offset: u64,
+    row: u64,
+}
+
+/// The state of one CSV read.
+struct CsvRead {
+    location: String,
+    input: BoxStream<'static, Result<Bytes>>,
+    splitter: Splitter,
+    schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    out_schema: SchemaRef,
+    format: CsvFormat,
+    header_pending: bool,
+    batch_rows: usize,
+    bad_rows: BadRows,
+    log: BadRowLog,
+    /// Raw bytes of good records not yet decoded.
+    pending: Vec<u8>,
+    positions: Vec<Pos>,
+    /// 0-based index of the next data record.
+    next_row: u64,
+    ready: std::collections::VecDeque<RecordBatch>,
+    rows_left: Option<usize>,
+    eof: bool,
+}
+
+impl CsvRead {
+    fn decoder(&self, rows: usize) -> arrow::csv::reader::Decoder {
+        let mut b = arrow::csv::ReaderBuilder::new(self.schema.clone())
+            .with_header(false)
+            .with_delimiter(self.format.delimiter)
+            .with_quote(self.format.quote)
+            .with_batch_size(rows.max(1));
+        if let Some(e) = self.format.escape {
+            b = b.with_escape(e);
+        }
+        if let Some(p) = &self.projection {
+            b = b.with_projection(p.clone());
+        }
+        b.build_decoder()
+    }
+
+    fn decode_bytes(
+        decoder: &mut arrow::csv::reader::Decoder,
+        bytes: &[u8],
+    ) -> std::result::Result<Option<RecordBatch>, arrow::error::ArrowError> {
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let n = decoder.decode(&bytes[pos..])?;
+            if n == 0 {
+                break;
+            }
+            pos += n;
+        }
+        decoder.decode(&[])?;
+        decoder.flush()
+    }
+
+    /// Take one complete record from the splitter.
+    fn accept(&mut self, rec: &RawRecord<'_>) -> Result<()> {
+        if self.header_pending {
+            self.header_pending = false;
+            return Ok(());
+        }
+        let row = self.next_row;
+        self.next_row += 1;
+        let expected = self.schema.fields().len();
+        if rec.fields != expected {
+            let reason = format!("expected {expected} fields, found {}", rec.fields);
+            return self.bad(rec.line, row, rec.offset, reason);
+        }
+        let start = self.pending.len();
+        self.pending.extend_from_slice(rec.bytes);
+        self.positions.push(Pos {
+            start,
+            end: self.pending.len(),
+            line: rec.line,
+            offset: rec.offset,
+            row,
+        });
+        Ok(())
+    }
+
+    fn bad(&self, line: u64, row: u64, offset: u64, reason: String) -> Result<()> {
+        match self.bad_rows {
+            BadRows::Fail => Err(bad_row_error(&self.location, line, row, offset, reason)),
+            BadRows::Skip => {
+                self.log.record(
+                    Location::file(self.location.clone())
+                        .with_line(line)
+                        .with_row(row)
+                        .with_byte_offset(offset),
+                    reason,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Decode the buffered records into one batch.
+    fn decode_pending(&mut self) -> Result<()> {
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let n = self.positions.len();
+        let mut decoder = self.decoder(n);
+        let batch = match Self::decode_bytes(&mut decoder, &self.pending) {
+            Ok(Some(b)) if b.num_rows() == n => Some(b),
+            _ => None,
+        };
+        let batch = match batch {
+            Some(b) => b,
+            None => self.decode_one_by_one()?,
+        };
+        self.pending.clear();
+        self.positions.clear();
+        if batch.num_rows() > 0 {
+            self.ready.push_back(batch);
+        }
+        Ok(())
+    }
+
+    /// The slow path: find the records arrow-csv rejects.
+    fn decode_one_by_one(&mut self) -> Result<RecordBatch> {
+        let mut good = Vec::new();
+        for p in self.positions.clone() {
+            let mut decoder = self.decoder(1);
+            match Self::decode_bytes(&mut decoder, &self.pending[p.start..p.end]) {
+                Ok(Some(b)) if b.num_rows() == 1 => good.push(b),
+                Ok(_) => self.bad(p.line, p.row, p.offset, "the record has no data".into())?,
+                Err(e) => self.bad(p.line, p.row, p.offset, strip_relative_line(&e.to_string()))?,
+            }
+        }
+        Ok(arrow::compute::concat_batches(&self.out_schema, &good)?)
+    }
+
+    fn push_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        let mut splitter =
+            std::mem::replace(&mut self.splitter, Splitter::new(csv_core::Reader::new()));
+        let r = splitter.push(chunk, &mut |rec| self.accept(&rec));
+        self.splitter = splitter;
+        r?;
+        while self.positions.len() >= self.batch_rows {
+            self.decode_pending()?;
+        }
+        Ok(())
+    }
+
+    fn finish_input(&mut self) -> Result<()> {
+        let mut splitter =
+            std::mem::replace(&mut self.splitter, Splitter::new(csv_core::Reader::new()));
+        let r = splitter.finish(&mut |rec| self.accept(&rec));
+        self.splitter = splitter;
+        r?;
+        self.decode_pending()
+    }
+
+    /// The next batch, or `None` at the end.
+    async fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
+        loop {
+            if self.rows_left == Some(0) {
+                return None;
+            }
+            if let Some(b) = self.ready.pop_front() {
+                let b = match &mut self.rows_left {
+                    Some(left) => {
+                        let take = b.num_rows().min(*left);
+                        *left -= take;
+                        b.slice(0, take)
+                    }
+                    None => b,
+                };
+                return Some(Ok(b));
+            }
+            if self.eof {
+                return None;
+            }
+            let r = match self.input.next().await {
+                Some(Ok(chunk)) => self.push_chunk(&chunk),
+                Some(Err(e)) => Err(e),
+                None => {
+                    self.eof = true;
+                    self.finish_input()
+                }
+            };
+            if let Err(e) = r {
+                self.eof = true;
+                self.ready.clear();
+                return Some(Err(e
+                    .with_connector(NAME)
+                    .with_operation("read")
+                    .with_location(Location::file(self.location.clone()))));
+            }
+        }
+    }
+}
+
+/// `Null` columns (all values empty in the sample) become nullable `Utf8`.
+fn null_to_utf8(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.data_type() == &DataType::Null {
+                    Arc::new(Field::new(f.name(), DataType::Utf8, true))
+                } else {
+                    f.clone()
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[async_trait]
+impl FileFormat for CsvFormat {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn extensions(&self) -> &'static [&'static str] {
+        &["csv", "tsv"]
+    }
+
+    async fn infer_schema(&self, input: Arc<dyn ByteSource>) -> Result<SchemaRef> {
+        let location = input.location().to_owned();
+        let ctx = |e: Error| {
+            e.with_connector(NAME)
+                .with_operation("infer schema")
+                .with_location(Location::file(location.clone()))
+        };
+        let mut stream = input.stream().await.map_err(ctx)?;
+        let mut splitter = self.splitter();
+        let mut sample = Vec::new();
+        let mut first_fields = None;
+        let records = std::sync::atomic::AtomicUsize::new(0);
+        let wanted = self.options.infer_rows.max(1) + usize::from(self.options.header);
+        let mut take = |rec: RawRecord<'_>| {
+            let first = *first_fields.get_or_insert(rec.fields);
+            // Ragged records are reported by the read; they must not skew the sample.
+            if rec.fields == first && records.load(std::sync::atomic::Ordering::Relaxed) < wanted {
+                sample.extend_from_slice(rec.bytes);
+                records.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        };
+        loop {
+            match stream.next().await {
+                Some(chunk) => splitter
+                    .push(&chunk.map_err(ctx)?, &mut take)
+                    .map_err(ctx)?,
+                None => {
+                    splitter.finish(&mut take).map_err(ctx)?;
+                    break;
+                }
+            }
+            if records.load(std::sync::atomic::Ordering::Relaxed) >= wanted {
+                break;
+            }
+        }
+        drop(stream);
+        if sample.is_empty() {
+            return Ok(Arc::new(Schema::empty()));
+        }
+        let (schema, _) = self
+            .arrow_format()
+            .infer_schema(Cursor::new(sample), None)
+            .map_err(|e| ctx(Error::new(ErrorKind::InvalidInput, e.to_string())))?;
+        Ok(Arc::new(null_to_utf8(&schema)))
+    }
+
+    async fn read(
+        &self,
+        input: Arc<dyn ByteSource>,
+        options: FormatReadOptions,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = match options.schema.clone() {
+            Some(s) => s,
+            None => self.infer_schema(input.clone()).await?,
+        };
+        let location = input.location().to_owned();
+        let projection = options
+            .projection
+            .as_ref()
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| {
+                        schema.index_of(c).map_err(|_| {
+                            Error::new(
+                                ErrorKind::InvalidInput,
+                                format!("column {c:?} does not exist in the CSV schema"),
+                            )
+                            .with_connector(NAME)
+                            .with_operation("read")
+                            .with_location(Location::file(location.clone()).with_column(c.clone()))
+                        })
+                    })
+                    .collect::<Result<Vec<usize>>>()
+            })
+            .transpose()?;
+        let out_schema = match &projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => schema.clone(),
+        };
+        let stream = input.stream().await.map_err(|e| {
+            e.with_connector(NAME)
+                .with_operation("read")
+                .with_location(Location::file(location.clone()))
+        })?;
+        let state = CsvRead {
+            location,
+            input: stream,
+            splitter: self.splitter(),
+            schema,
+            projection,
+            out_schema: out_schema.clone(),
+            format: self.clone(),
+            header_pending: self.options.header,
+            batch_rows: options.batch_rows.max(1),
+            bad_rows: options.bad_rows,
+            log: options.bad_row_log,
+            pending: Vec::new(),
+            positions: Vec::new(),
+            next_row: 0,
+            ready: std::collections::VecDeque::new(),
+            rows_left: if options.filter.is_none() {
+                options.limit
+            } else {
+                None
+            },
+            eof: false,
+        };
+        let batches = futures::stream::unfold(state, |mut st| async move {
+            st.next_batch().await.map(|b| (b, st))
+        });
+        Ok(RecordBatchStreamAdapter::boxed(out_schema, batches))
+    }
+
+    fn writer(&self, schema: SchemaRef) -> Result<Box<dyn FormatWriter>> {
+        for f in schema.fields() {
+            if f.data_type().is_nested() {
+                return Err(Error::unsupported(format!(
+                    "CSV cannot hold nested column {:?} of type {}",
+                    f.name(),
+                    f.data_type()
+                ))
+                .with_connector(NAME)
+                .with_operation("write")
+                .with_location(Location::default().with_column(f.name().clone())));
+            }
+        }
+        let buf = SharedBuf::default();
+        let mut b = arrow::csv::WriterBuilder::new()
+            .with_header(self.options.header)
+            .with_delimiter(self.delimiter)
+            .with_quote(self.quote);
+        if let Some(e) = self.escape {
+            b = b.with_escape(e).with_double_quote(false);
+        }
+        Ok(Box::new(CsvWriter {
+            writer: b.build(buf.clone()),
+            buf,
+            schema,
+            started: false,
+        }))
+    }
+}
+
+struct CsvWriter {
+    writer: arrow::csv::Writer<SharedBuf>,
+    buf: SharedBuf,
+    schema: SchemaRef,
+    started: bool,
+}
+
+impl FormatWriter for CsvWriter {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.started = true;
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::from(e).with_connector(NAME).with_operation("write"))
+    }
+
+    fn take_bytes(&mut self) -> Bytes {
+        self.buf.take()
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Bytes> {
+        if !self.started {
+            // An empty file still gets its header.
+            let empty = RecordBatch::new_empty(self.schema.clone());
+            self.write(&empty)?;
+        }
+        Ok(self.buf.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(input: &[&[u8]]) -> Vec<(u64, usize, Vec<u8>)> {
+        let mut s = CsvFormat::default().splitter();
+        let mut out = Vec::new();
+        let mut f = |r: RawRecord<'_>| {
+            out.push((r.line, r.fields, r.bytes.to_vec()));
+            Ok(())
+        };
+        for chunk in input {
+            s.push(chunk, &mut f).unwrap();
+        }
+        s.finish(&mut f).unwrap();
+        out
+    }
+
+    #[test]
+    fn splitter_tracks_lines_across_quoted_newlines_chunks_and_bom() {
+        let recs = split(&[b"\xEF\xBB", b"\xBFa,b\r\n1,\"x\ny\"\n\n3", b",4"]);
+        let lines: Vec<u64> = recs.iter().map(|r| r.0).collect();
+        assert_eq!(lines, vec![1, 2, 5]);
+        assert_eq!(recs[0].2, b"a,b\r".to_vec());
+        assert_eq!(recs[1].1, 2);
+        assert_eq!(recs[2].2, b"3,4\n".to_vec());
+    }
+
+    #[test]
+    fn strip_relative_line_positions() {
+        assert_eq!(
+            strip_relative_line(
+                "Error while parsing value 'x' as type 'Int64' for column 0 at line 1. Row data: '[x]'"
+            ),
+            "Error while parsing value 'x' as type 'Int64' for column 0. Row data: '[x]'"
+        );
+    }
+}

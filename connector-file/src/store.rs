@@ -1,0 +1,252 @@
+//! Storage: a [`StoreRoot`] (any [`ObjectStore`] plus a prefix) and [`ObjectStoreBytes`], the
+//! [`ByteSource`] over one object.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use connector_core::{Error, ErrorKind, Location, Result};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+
+use crate::format::ByteSource;
+
+/// Convert an object-store error into ours, naming the object by `location` (a display string
+/// such as `s3://bucket/key` or a local path).
+#[must_use]
+pub fn store_error(e: object_store::Error, location: &str) -> Error {
+    use object_store::Error as E;
+    let kind = match &e {
+        E::NotFound { .. } => ErrorKind::NotFound,
+        E::PermissionDenied { .. } => ErrorKind::Permission,
+        E::Unauthenticated { .. } => ErrorKind::Authentication,
+        E::AlreadyExists { .. } | E::Precondition { .. } => ErrorKind::Conflict,
+        E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
+        E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidConfig,
+        _ => ErrorKind::Io,
+    };
+    Error::new(kind, e.to_string())
+        .with_location(Location::file(location))
+        .with_source(e)
+}
+
+/// Where files live: an object store, a prefix inside it, and how to show locations in errors.
+///
+/// Dataset names and write targets are paths relative to the prefix. The display prefix is
+/// what error messages put before a relative path (`s3://bucket/prefix`, `/data/in`); it must not
+/// contain credentials.
+#[derive(Clone)]
+pub struct StoreRoot {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    display: String,
+}
+
+impl fmt::Debug for StoreRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreRoot")
+            .field("store", &self.store.to_string())
+            .field("prefix", &self.prefix.as_ref())
+            .field("display", &self.display)
+            .finish()
+    }
+}
+
+impl StoreRoot {
+    /// Files under `prefix` (`""` for the whole store) of `store`; `display` is shown in errors.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        display: impl Into<String>,
+    ) -> Result<Self> {
+        let prefix = Path::parse(prefix.trim_matches('/'))
+            .map_err(|e| Error::invalid_config(format!("invalid prefix {prefix:?}: {e}")))?;
+        Ok(Self {
+            store,
+            prefix,
+            display: display.into().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Files under a local directory, which must exist.
+    pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| store_error(e, &dir.display().to_string()))?;
+        Self::new(Arc::new(fs), "", dir.display().to_string())
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The prefix inside the store.
+    #[must_use]
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The store path of a path relative to the root. `..`, `.` and empty segments are rejected.
+    pub fn path(&self, relative: &str) -> Result<Path> {
+        let relative = relative.trim_matches('/');
+        if relative.is_empty() {
+            return Ok(self.prefix.clone());
+        }
+        let rel = Path::parse(relative).map_err(|e| {
+            Error::invalid_config(format!("invalid path {relative:?}: {e}"))
+                .with_location(Location::file(self.display(relative)))
+        })?;
+        Ok(self.prefix.parts().chain(rel.parts()).collect())
+    }
+
+    /// The path relative to the root of a store path under it.
+    #[must_use]
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        let parts: Vec<String> = path
+            .prefix_match(&self.prefix)?
+            .map(|p| p.as_ref().to_owned())
+            .collect();
+        Some(parts.join("/"))
+    }
+
+    /// How a relative path is shown in errors and reports.
+    #[must_use]
+    pub fn display(&self, relative: &str) -> String {
+        let relative = relative.trim_matches('/');
+        match (self.display.is_empty(), relative.is_empty()) {
+            (_, true) => self.display.clone(),
+            (true, false) => relative.to_owned(),
+            (false, false) => format!("{}/{relative}", self.display),
+        }
+    }
+
+    /// Every object under `relative` (recursively), sorted by path, skipping hidden ones: any
+    /// path segment below the root starting with `.` or `_` (temporary and marker files).
+    pub async fn list(&self, relative: &str) -> Result<Vec<ObjectMeta>> {
+        let base = self.path(relative)?;
+        let mut out: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&base))
+            .map_err(|e| store_error(e, &self.display(relative)))
+            .try_filter(|m| {
+                let hidden = self.relative(&m.location).is_none_or(|rel| {
+                    rel.split('/')
+                        .any(|s| s.starts_with('.') || s.starts_with('_'))
+                });
+                futures::future::ready(!hidden)
+            })
+            .try_collect()
+            .await?;
+        out.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(out)
+    }
+
+    /// The metadata of one object, or `None` if it does not exist.
+    pub async fn head(&self, relative: &str) -> Result<Option<ObjectMeta>> {
+        let path = self.path(relative)?;
+        match self.store.head(&path).await {
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(e, &self.display(relative))),
+        }
+    }
+
+    /// A [`ByteSource`] over the object at `relative`, whose size is already known.
+    #[must_use]
+    pub fn bytes(&self, relative: &str, path: Path, size: Option<u64>) -> ObjectStoreBytes {
+        let b = ObjectStoreBytes::new(self.store.clone(), path, self.display(relative));
+        match size {
+            Some(s) => b.with_size(s),
+            None => b,
+        }
+    }
+}
+
+/// A [`ByteSource`] over one object of an [`ObjectStore`]: ranged GETs for random access (Parquet
+/// footers and column chunks), one streaming GET for sequential reads (CSV, JSON).
+#[derive(Debug, Clone)]
+pub struct ObjectStoreBytes {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    display: String,
+    size: Arc<tokio::sync::OnceCell<u64>>,
+}
+
+impl ObjectStoreBytes {
+    /// The object at `path`; `display` names it in errors (e.g. `s3://bucket/key`).
+    pub fn new(store: Arc<dyn ObjectStore>, path: Path, display: impl Into<String>) -> Self {
+        Self {
+            store,
+            path,
+            display: display.into(),
+            size: Arc::new(tokio::sync::OnceCell::new()),
+        }
+    }
+
+    /// Set the size when it is already known (from a listing), saving a HEAD request.
+    #[must_use]
+    pub fn with_size(self, size: u64) -> Self {
+        Self {
+            size: Arc::new(tokio::sync::OnceCell::new_with(Some(size))),
+            ..self
+        }
+    }
+
+    /// The object's path in the store.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl ByteSource for ObjectStoreBytes {
+    fn location(&self) -> &str {
+        &self.display
+    }
+
+    async fn size(&self) -> Result<u64> {
+        self.size
+            .get_or_try_init(|| async {
+                self.store
+                    .head(&self.path)
+                    .await
+                    .map(|m| m.size)
+                    .map_err(|e| store_error(e, &self.display))
+            })
+            .await
+            .copied()
+    }
+
+    async fn get_range(&self, range: Range<u64>) -> Result<Bytes> {
+        if range.start >= range.end {
+            return Ok(Bytes::new());
+        }
+        self.store
+            .get_range(&self.path, range.clone())
+            .await
+            .map_err(|e| {
+                store_error(e, &self.display)
+                    .with_context("range", format!("{}..{}", range.start, range.end))
+            })
+    }
+
+    async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let got = self
+            .store
+            .get(&self.path)
+            .await
+            .map_err(|e| store_error(e, &self.display))?;
+        let display = self.display.clone();
+        Ok(got
+            .into_stream()
+            .map_err(move |e| store_error(e, &display))
+            .boxed())
+    }
+}
