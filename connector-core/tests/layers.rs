@@ -47,6 +47,8 @@ enum StreamFault {
     Fail { after: usize, make: MakeError },
     /// Yield `after` batches, then wait forever.
     Hang { after: usize },
+    /// Wait this long before each batch.
+    Slow { per_batch: Duration },
 }
 
 #[derive(Default)]
@@ -98,6 +100,10 @@ impl Faults {
                 make: Arc::new(make),
             },
         ));
+    }
+
+    fn slow_stream(&self, per_batch: Duration, times: usize) {
+        self.plan.lock().unwrap().stream = Some((times, StreamFault::Slow { per_batch }));
     }
 
     fn hang_stream(&self, after: usize, times: usize) {
@@ -159,6 +165,13 @@ impl Faults {
             Some(StreamFault::Hang { after }) => RecordBatchStreamAdapter::boxed(
                 schema,
                 stream.take(after).chain(futures::stream::pending()),
+            ),
+            Some(StreamFault::Slow { per_batch }) => RecordBatchStreamAdapter::boxed(
+                schema,
+                stream.then(move |item| async move {
+                    tokio::time::sleep(per_batch).await;
+                    item
+                }),
             ),
         }
     }
@@ -778,6 +791,25 @@ async fn idle_stream_times_out_and_ends() {
     assert_eq!(error.operation(), Some("read"));
     assert!(stream.next().await.is_none());
     assert_eq!(stream.schema(), schema);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_is_per_batch_not_per_stream() {
+    let (_store, source, _sink, faults) = setup();
+    // 5 batches, 3 s apart: 15 s in all, but never 5 s without a batch.
+    faults.slow_stream(Duration::from_secs(3), 1);
+    let source = source.layer(TimeoutLayer::new(Duration::from_secs(5)));
+    let started = Instant::now();
+    let (ids, error) = read_ids(&source).await.unwrap();
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(assert_unique(&ids), ROWS as usize);
+    assert!(started.elapsed() >= Duration::from_secs(15));
+
+    // 6 s between batches is too slow.
+    faults.slow_stream(Duration::from_secs(6), 1);
+    let (ids, error) = read_ids(&source).await.unwrap();
+    assert!(ids.is_empty());
+    assert_eq!(error.unwrap().kind(), ErrorKind::Timeout);
 }
 
 #[tokio::test(start_paused = true)]
