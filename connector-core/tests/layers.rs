@@ -761,8 +761,9 @@ async fn per_operation_timeouts() {
     let e = read_ids(&source).await.unwrap_err();
     assert_eq!(
         (e.kind(), e.operation()),
-        (ErrorKind::Timeout, Some("open"))
+        (ErrorKind::Timeout, Some("read"))
     );
+    assert!(e.to_string().contains("the read stream to open"), "{e}");
     assert_eq!(context(&e, "timeout"), Some("3s"));
 
     // No deadline for check: a hanging check is left hanging (only the test's own bound ends it).
@@ -789,6 +790,7 @@ async fn idle_stream_times_out_and_ends() {
     assert_eq!(rows, 2 * BATCH_ROWS);
     assert_eq!(error.kind(), ErrorKind::Timeout);
     assert_eq!(error.operation(), Some("read"));
+    assert!(error.to_string().contains("the next batch"), "{error}");
     assert!(stream.next().await.is_none());
     assert_eq!(stream.schema(), schema);
 }
@@ -810,6 +812,24 @@ async fn idle_timeout_is_per_batch_not_per_stream() {
     let (ids, error) = read_ids(&source).await.unwrap();
     assert!(ids.is_empty());
     assert_eq!(error.unwrap().kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_consumer_is_not_an_idle_stream() {
+    let (_store, source, _sink, faults) = setup();
+    faults.slow_stream(Duration::from_secs(1), 1);
+    let source = source.layer(TimeoutLayer::new(Duration::from_secs(5)));
+    let mut stream = source.read(Partition::single(request())).await.unwrap();
+    let mut rows = 0;
+    // The consumer takes a minute before every poll; the source answers within a second.
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        match stream.next().await {
+            Some(batch) => rows += batch.unwrap().num_rows(),
+            None => break,
+        }
+    }
+    assert_eq!(rows, ROWS as usize);
 }
 
 #[tokio::test(start_paused = true)]

@@ -24,11 +24,11 @@ use crate::stream::{RecordBatchStream, SendableRecordBatchStream};
 /// |---|---|
 /// | `check`, `discover`, `plan` | the whole call |
 /// | `open` | [`Source::read`] until it returns the stream |
-/// | `idle` | the wait for each next batch of a read stream (and for its end) |
+/// | `idle` | each wait of a read stream's consumer for the next batch (or the end); time the consumer spends between polls does not count |
 /// | `write` | the whole [`Sink::write`], including consuming the input stream |
 ///
-/// A missed deadline returns [`ErrorKind::Timeout`], which is temporary, naming the operation and
-/// the duration; the late call (or stream) is dropped, which cancels it. After an idle timeout the
+/// A missed deadline returns [`ErrorKind::Timeout`], which is temporary, naming the operation
+/// (`open` and `idle` are part of `"read"`), what it waited for and the duration; the late call (or stream) is dropped, which cancels it. After an idle timeout the
 /// stream ends. A deadline of `None` means no deadline for that operation.
 ///
 /// Put this layer innermost, below [`super::RetryLayer`] (see the [module docs](super)).
@@ -138,20 +138,52 @@ impl<S> Timeout<S> {
     }
 }
 
-fn timeout_error(connector: &str, operation: &'static str, after: Duration) -> Error {
+/// What a deadline was set on: the operation named in the error, and what it waited for.
+#[derive(Clone, Copy)]
+struct Deadline {
+    operation: &'static str,
+    waiting_for: &'static str,
+}
+
+const CHECK: Deadline = Deadline {
+    operation: "check",
+    waiting_for: "check",
+};
+const DISCOVER: Deadline = Deadline {
+    operation: "discover",
+    waiting_for: "discover",
+};
+const PLAN: Deadline = Deadline {
+    operation: "plan",
+    waiting_for: "plan",
+};
+const OPEN: Deadline = Deadline {
+    operation: "read",
+    waiting_for: "the read stream to open",
+};
+const IDLE: Deadline = Deadline {
+    operation: "read",
+    waiting_for: "the next batch",
+};
+const WRITE: Deadline = Deadline {
+    operation: "write",
+    waiting_for: "write",
+};
+
+fn timeout_error(connector: &str, deadline: Deadline, after: Duration) -> Error {
     Error::new(
         ErrorKind::Timeout,
-        format!("{operation} did not finish within {after:?}"),
+        format!("waited longer than {after:?} for {}", deadline.waiting_for),
     )
     .with_connector(connector.to_owned())
-    .with_operation(operation)
+    .with_operation(deadline.operation)
     .with_context("timeout", format_args!("{after:?}"))
 }
 
 /// Run `fut` under an optional deadline.
 async fn within<T>(
     connector: &str,
-    operation: &'static str,
+    deadline: Deadline,
     limit: Option<Duration>,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
@@ -159,7 +191,7 @@ async fn within<T>(
         None => fut.await,
         Some(after) => match tokio::time::timeout(after, fut).await {
             Ok(result) => result,
-            Err(_elapsed) => Err(timeout_error(connector, operation, after)),
+            Err(_elapsed) => Err(timeout_error(connector, deadline, after)),
         },
     }
 }
@@ -178,7 +210,7 @@ impl<S: Source> Source for Timeout<S> {
     async fn check(&self) -> Result<()> {
         within(
             self.inner.name(),
-            "check",
+            CHECK,
             self.config.check,
             self.inner.check(),
         )
@@ -188,7 +220,7 @@ impl<S: Source> Source for Timeout<S> {
     async fn discover(&self) -> Result<Vec<DatasetInfo>> {
         within(
             self.inner.name(),
-            "discover",
+            DISCOVER,
             self.config.discover,
             self.inner.discover(),
         )
@@ -198,7 +230,7 @@ impl<S: Source> Source for Timeout<S> {
     async fn plan(&self, request: &ReadRequest, max_partitions: usize) -> Result<Vec<Partition>> {
         within(
             self.inner.name(),
-            "plan",
+            PLAN,
             self.config.plan,
             self.inner.plan(request, max_partitions),
         )
@@ -208,7 +240,7 @@ impl<S: Source> Source for Timeout<S> {
     async fn read(&self, partition: Partition) -> Result<SendableRecordBatchStream> {
         let stream = within(
             self.inner.name(),
-            "open",
+            OPEN,
             self.config.open,
             self.inner.read(partition),
         )
@@ -220,6 +252,7 @@ impl<S: Source> Source for Timeout<S> {
                 inner: Some(stream),
                 idle,
                 sleep: Box::pin(tokio::time::sleep(idle)),
+                armed: false,
                 connector: self.inner.name().to_owned(),
             }),
         })
@@ -240,7 +273,7 @@ impl<S: Sink> Sink for Timeout<S> {
     async fn check(&self) -> Result<()> {
         within(
             self.inner.name(),
-            "check",
+            CHECK,
             self.config.check,
             self.inner.check(),
         )
@@ -254,7 +287,7 @@ impl<S: Sink> Sink for Timeout<S> {
     ) -> Result<WriteReport> {
         within(
             self.inner.name(),
-            "write",
+            WRITE,
             self.config.write,
             self.inner.write(request, data),
         )
@@ -270,6 +303,9 @@ struct IdleTimeoutStream {
     schema: SchemaRef,
     idle: Duration,
     sleep: Pin<Box<Sleep>>,
+    /// Whether `sleep` is set for the current wait. It is set at the first poll after a batch,
+    /// so time the consumer spends between polls (backpressure) never counts as idle.
+    armed: bool,
     connector: String,
 }
 
@@ -281,19 +317,21 @@ impl Stream for IdleTimeoutStream {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
+        if !this.armed {
+            let deadline = tokio::time::Instant::now() + this.idle;
+            this.sleep.as_mut().reset(deadline);
+            this.armed = true;
+        }
         if let Poll::Ready(item) = inner.as_mut().poll_next(cx) {
+            this.armed = false;
             if item.is_none() {
                 this.inner = None;
-            } else {
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.sleep.as_mut().reset(deadline);
             }
             return Poll::Ready(item);
         }
         if this.sleep.as_mut().poll(cx).is_ready() {
             this.inner = None;
-            return Poll::Ready(Some(Err(timeout_error(&this.connector, "read", this.idle)
-                .with_context("waiting_for", "next batch"))));
+            return Poll::Ready(Some(Err(timeout_error(&this.connector, IDLE, this.idle))));
         }
         Poll::Pending
     }
