@@ -544,6 +544,24 @@ async fn stream_failing_after_first_batch_is_not_retried_and_duplicates_nothing(
 }
 
 #[tokio::test(start_paused = true)]
+async fn time_before_the_first_poll_is_not_charged_to_the_retry_budget() {
+    let (_store, source, _sink, faults) = setup();
+    faults.fail_stream(0, 1, connection_error);
+    let source = source.layer(quick_retry(3).with_max_elapsed(Duration::from_secs(10)));
+    let mut stream = source.read(Partition::single(request())).await.unwrap();
+    // The consumer opens the read long before it polls it (e.g. partitions opened ahead).
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        rows += batch.unwrap().num_rows();
+    }
+    assert_eq!(rows, ROWS as usize);
+    assert_eq!(faults.calls(Op::Read), 2);
+    // Fused: polling after the end is fine.
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
 async fn stream_failing_before_first_batch_every_time_gives_up() {
     let (_store, source, _sink, faults) = setup();
     faults.fail_stream(0, usize::MAX, connection_error);
@@ -998,6 +1016,14 @@ async fn full_stack_forwards_name_capabilities_and_data() {
     assert_eq!(faults.calls(Op::Plan), 2);
     assert_eq!(faults.calls(Op::Read), 2);
     assert_eq!(source.state(), CircuitState::Closed);
+
+    // Layers wrap trait objects too.
+    let dynamic: Arc<dyn Source> = Arc::new(store.source());
+    let dynamic = dynamic.layer(quick_retry(2)).layer(&breaker);
+    assert_eq!(
+        dynamic.read_all(request()).await.unwrap().len(),
+        batches.len()
+    );
 
     let schema = batches[0].schema();
     sink.write_batches(WriteRequest::overwrite("copy"), schema, batches)

@@ -2,8 +2,9 @@
 //! circuit breaker.
 //!
 //! A [`Layer`] turns one connector into another that adds a behaviour and forwards every trait
-//! method to the connector it wraps. [`LayerExt::layer`] applies a layer, so a stack reads from
-//! the inside out, in the order the calls pass through it on their way *back*:
+//! method to the connector it wraps. [`LayerExt::layer`] applies a layer; the first layer applied
+//! is the innermost (closest to the backend), and each later `.layer(..)` wraps everything before
+//! it, so a stack reads from the backend outwards:
 //!
 //! ```
 //! use std::time::Duration;

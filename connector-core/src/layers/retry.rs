@@ -324,6 +324,12 @@ impl Budget {
         Verdict::RetryIn(delay)
     }
 
+    /// Count the elapsed time as if only `spent` had passed since the first attempt.
+    fn restart_clock(&mut self, spent: Duration) {
+        let now = Instant::now();
+        self.started = now.checked_sub(spent).unwrap_or(now);
+    }
+
     fn give_up(&self, error: Error, why: &'static str) -> Error {
         error
             .persist()
@@ -377,13 +383,15 @@ impl<S: Source + 'static> Source for Retry<S> {
             partition,
             schema: schema.clone(),
             stream: Some(stream),
+            opened_in: Some(budget.started.elapsed()),
             yielded: false,
             done: false,
             budget,
         };
+        // Fused: polling again after the end returns `None` instead of panicking.
         Ok(RecordBatchStreamAdapter::boxed(
             schema,
-            futures::stream::unfold(state, ReadState::next),
+            futures::stream::unfold(state, ReadState::next).fuse(),
         ))
     }
 }
@@ -395,6 +403,9 @@ struct ReadState<S> {
     schema: SchemaRef,
     /// `None` after an early error, until the partition is re-opened.
     stream: Option<SendableRecordBatchStream>,
+    /// Time spent opening, until the first poll. The time between `read` returning and the
+    /// first poll is the consumer's, not the retry budget's.
+    opened_in: Option<Duration>,
     /// A batch was yielded: from now on nothing is retried.
     yielded: bool,
     /// The retry layer gave up; the stream is over.
@@ -406,6 +417,9 @@ impl<S: Source> ReadState<S> {
     async fn next(mut self) -> Option<(Result<RecordBatch>, Self)> {
         if self.done {
             return None;
+        }
+        if let Some(spent) = self.opened_in.take() {
+            self.budget.restart_clock(spent);
         }
         loop {
             let Some(stream) = self.stream.as_mut() else {
