@@ -377,20 +377,22 @@ async fn produce(
     shared: &Shared,
     tx: &mpsc::Sender<Message>,
     partition: Partition,
-    opened: Option<SendableRecordBatchStream>,
+    opened: Option<(SendableRecordBatchStream, OwnedSemaphorePermit)>,
 ) -> Result<()> {
     let index = partition.index;
     let what = format!("partition {index}");
-    let Ok(_slot) = shared.slots.clone().acquire_owned().await else {
-        return Ok(());
-    };
-    if shared.limit_reached() {
-        shared.partitions_done.fetch_add(1, Ordering::SeqCst);
-        return Ok(());
-    }
-    let mut stream = match opened {
-        Some(s) => s,
-        None => shared.source.read(partition).await?,
+    let (mut stream, _slot) = match opened {
+        Some(opened) => opened,
+        None => {
+            let Ok(slot) = shared.slots.clone().acquire_owned().await else {
+                return Ok(());
+            };
+            if shared.limit_reached() {
+                shared.partitions_done.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
+            (shared.source.read(partition).await?, slot)
+        }
     };
     if !same_columns(&stream.schema(), &shared.schema) {
         return Err(mismatch(&what, &shared.schema, &stream.schema()));
@@ -583,6 +585,14 @@ pub async fn transfer(
     options: TransferOptions,
 ) -> Result<TransferSummary> {
     let started = Instant::now();
+    if !sink.capabilities().supports(&write.mode) {
+        return Err(Error::unsupported(format!(
+            "the sink does not support write mode {:?}",
+            write.mode
+        ))
+        .with_connector(sink.name().to_owned())
+        .with_operation("write"));
+    }
     let mut parts = source
         .plan(&request, options.max_partitions.max(1))
         .await
@@ -597,6 +607,12 @@ pub async fn transfer(
     }
     let partitions_total = parts.len();
     // The sink needs the schema before the first batch: open the first partition now.
+    // It takes its reading slot first, so a source with a pool as small as `concurrency` cannot
+    // have the other partitions wait on a connection this one holds.
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let Ok(first_slot) = slots.clone().acquire_owned().await else {
+        return Err(Error::internal("the reading slots closed").with_connector(CONNECTOR));
+    };
     let first = parts.remove(0);
     let first_stream = source.read(first.clone()).await.map_err(|e| {
         e.with_connector(source.name().to_owned())
@@ -616,7 +632,7 @@ pub async fn transfer(
         out_schema: out_schema.clone(),
         transform: options.transform.clone(),
         budget: Budget::new(options.memory_budget_bytes),
-        slots: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        slots,
         remaining: request.limit.map(|l| AtomicU64::new(l as u64)),
         rows_read: AtomicU64::new(0),
         partitions_done: AtomicUsize::new(0),
@@ -627,8 +643,8 @@ pub async fn transfer(
     });
     let (tx, rx) = mpsc::channel::<Message>(options.concurrency.max(1) * 2);
     let mut tasks = JoinSet::new();
-    let jobs =
-        std::iter::once((first, Some(first_stream))).chain(parts.into_iter().map(|p| (p, None)));
+    let jobs = std::iter::once((first, Some((first_stream, first_slot))))
+        .chain(parts.into_iter().map(|p| (p, None)));
     for (partition, opened) in jobs {
         let shared = shared.clone();
         let tx = tx.clone();

@@ -580,3 +580,98 @@ async fn an_empty_source_writes_an_empty_target() {
         0
     );
 }
+
+/// A source with a pool of `size` connections: an open partition stream holds one until it ends.
+#[derive(Debug)]
+struct Pooled {
+    inner: Arc<dyn Source>,
+    pool: Arc<tokio::sync::Semaphore>,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl Source for Pooled {
+    fn name(&self) -> &'static str {
+        "pooled"
+    }
+    fn capabilities(&self) -> SourceCapabilities {
+        self.inner.capabilities()
+    }
+    async fn check(&self) -> Result<()> {
+        self.inner.check().await
+    }
+    async fn discover(&self) -> Result<Vec<DatasetInfo>> {
+        self.inner.discover().await
+    }
+    async fn plan(&self, request: &ReadRequest, max_partitions: usize) -> Result<Vec<Partition>> {
+        self.inner.plan(request, max_partitions).await
+    }
+    async fn read(&self, partition: Partition) -> Result<SendableRecordBatchStream> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let conn = self
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let s = self.inner.read(partition).await?;
+        let schema = s.schema();
+        // The connection goes back to the pool when the stream is dropped.
+        let held = s.map(move |b| {
+            let _ = &conn;
+            b
+        });
+        Ok(RecordBatchStreamAdapter::boxed(schema, held))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pool_as_small_as_the_concurrency_does_not_deadlock() {
+    let store = store_with(20_000, 1_000);
+    for concurrency in [1, 2] {
+        let source = Pooled {
+            inner: Arc::new(store.source()),
+            pool: Arc::new(tokio::sync::Semaphore::new(concurrency)),
+            reads: Arc::default(),
+        };
+        let summary = tokio::time::timeout(
+            Duration::from_secs(30),
+            transfer(
+                Arc::new(source),
+                ReadRequest::dataset("src"),
+                &store.sink(),
+                WriteRequest::overwrite("dst"),
+                TransferOptions::default()
+                    .with_max_partitions(8)
+                    .with_concurrency(concurrency)
+                    .with_memory_budget_bytes(1),
+            ),
+        )
+        .await
+        .expect("no deadlock")
+        .unwrap();
+        assert_eq!(summary.rows_written, 20_000);
+    }
+}
+
+#[tokio::test]
+async fn an_unsupported_write_mode_is_refused_before_reading() {
+    let store = store_with(1_000, 100);
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let source = Pooled {
+        inner: Arc::new(store.source()),
+        pool: Arc::new(tokio::sync::Semaphore::new(4)),
+        reads: reads.clone(),
+    };
+    let err = transfer(
+        Arc::new(source),
+        ReadRequest::dataset("src"),
+        &QuitsEarly,
+        WriteRequest::upsert("dst", ["id"]),
+        TransferOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
