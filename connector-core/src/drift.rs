@@ -74,8 +74,8 @@ pub fn reconcile(
     let mut fields: Vec<FieldRef> = Vec::new();
     let mut sources = Vec::new();
     for tf in target.fields() {
-        match incoming.index_of(tf.name()) {
-            Ok(i) => {
+        if let Ok(i) = incoming.index_of(tf.name()) {
+            {
                 let inf = incoming.field(i);
                 if inf.data_type() != tf.data_type() {
                     return Err(mismatch(
@@ -90,7 +90,8 @@ pub fn reconcile(
                 }
                 sources.push(Some(i));
             }
-            Err(_) => {
+        } else {
+            {
                 if policy == SchemaDriftPolicy::Fail || !tf.is_nullable() {
                     return Err(mismatch(
                         format!(

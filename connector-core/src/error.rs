@@ -244,7 +244,11 @@ impl fmt::Display for Location {
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error of every connector operation. See the [module docs](self).
-pub struct Error {
+///
+/// One pointer wide: the details live in a box, so `Result<T>` stays small on hot paths.
+pub struct Error(Box<Inner>);
+
+struct Inner {
     kind: ErrorKind,
     status: ErrorStatus,
     message: String,
@@ -261,7 +265,7 @@ pub struct Error {
 impl Error {
     /// A new error of `kind` with a human-readable message. The status is the kind's default.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             status: kind.default_status(),
             message: message.into(),
@@ -273,7 +277,7 @@ impl Error {
             vendor_code: None,
             retry_after: None,
             source: None,
-        }
+        }))
     }
 
     /// Shorthand for an [`ErrorKind::Unsupported`] error.
@@ -299,8 +303,8 @@ impl Error {
     /// Set the connector name (`"postgres"`, `"csv"`, …) if not yet set.
     #[must_use]
     pub fn with_connector(mut self, connector: impl Into<Cow<'static, str>>) -> Self {
-        if self.connector.is_none() {
-            self.connector = Some(connector.into());
+        if self.0.connector.is_none() {
+            self.0.connector = Some(connector.into());
         }
         self
     }
@@ -308,8 +312,8 @@ impl Error {
     /// Set the operation (`"read"`, `"write"`, `"discover"`, …) if not yet set.
     #[must_use]
     pub fn with_operation(mut self, operation: impl Into<Cow<'static, str>>) -> Self {
-        if self.operation.is_none() {
-            self.operation = Some(operation.into());
+        if self.0.operation.is_none() {
+            self.0.operation = Some(operation.into());
         }
         self
     }
@@ -317,8 +321,8 @@ impl Error {
     /// Set the location, merging into an existing one (fields already set are kept).
     #[must_use]
     pub fn with_location(mut self, location: Location) -> Self {
-        match &mut self.location {
-            None => self.location = Some(Box::new(location)),
+        match &mut self.0.location {
+            None => self.0.location = Some(Box::new(location)),
             Some(existing) => {
                 let e = existing.as_mut();
                 e.file = e.file.take().or(location.file);
@@ -336,42 +340,42 @@ impl Error {
     /// Add a key-value pair of context. Never put a secret here.
     #[must_use]
     pub fn with_context(mut self, key: &'static str, value: impl fmt::Display) -> Self {
-        self.context.push((key, value.to_string()));
+        self.0.context.push((key, value.to_string()));
         self
     }
 
     /// Attach the underlying error.
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     /// Set the SQLSTATE reported by a database.
     #[must_use]
     pub fn with_sqlstate(mut self, sqlstate: impl Into<String>) -> Self {
-        self.sqlstate = Some(sqlstate.into());
+        self.0.sqlstate = Some(sqlstate.into());
         self
     }
 
     /// Set the vendor-specific error code.
     #[must_use]
     pub fn with_vendor_code(mut self, code: i64) -> Self {
-        self.vendor_code = Some(code);
+        self.0.vendor_code = Some(code);
         self
     }
 
     /// Set how long the peer asked us to wait before trying again.
     #[must_use]
     pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        self.0.retry_after = Some(after);
         self
     }
 
     /// Override the status.
     #[must_use]
     pub fn with_status(mut self, status: ErrorStatus) -> Self {
-        self.status = status;
+        self.0.status = status;
         self
     }
 
@@ -390,8 +394,8 @@ impl Error {
     /// Mark a temporary error as persistent: retried and given up on. Other statuses are kept.
     #[must_use]
     pub fn persist(mut self) -> Self {
-        if self.status == ErrorStatus::Temporary {
-            self.status = ErrorStatus::Persistent;
+        if self.0.status == ErrorStatus::Temporary {
+            self.0.status = ErrorStatus::Persistent;
         }
         self
     }
@@ -399,91 +403,95 @@ impl Error {
     /// What went wrong.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// Whether a retry may help.
     #[must_use]
     pub fn status(&self) -> ErrorStatus {
-        self.status
+        self.0.status
     }
 
     /// True when the status is [`ErrorStatus::Temporary`].
     #[must_use]
     pub fn is_temporary(&self) -> bool {
-        self.status == ErrorStatus::Temporary
+        self.0.status == ErrorStatus::Temporary
     }
 
     /// The message, without connector, operation or context.
     #[must_use]
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The connector name, if set.
     #[must_use]
     pub fn connector(&self) -> Option<&str> {
-        self.connector.as_deref()
+        self.0.connector.as_deref()
     }
 
     /// The operation, if set.
     #[must_use]
     pub fn operation(&self) -> Option<&str> {
-        self.operation.as_deref()
+        self.0.operation.as_deref()
     }
 
     /// Where in the input the error was found, if known.
     #[must_use]
     pub fn location(&self) -> Option<&Location> {
-        self.location.as_deref()
+        self.0.location.as_deref()
     }
 
     /// Key-value context.
     #[must_use]
     pub fn context(&self) -> &[(&'static str, String)] {
-        &self.context
+        &self.0.context
     }
 
     /// SQLSTATE, for database errors.
     #[must_use]
     pub fn sqlstate(&self) -> Option<&str> {
-        self.sqlstate.as_deref()
+        self.0.sqlstate.as_deref()
     }
 
     /// Vendor-specific error code.
     #[must_use]
     pub fn vendor_code(&self) -> Option<i64> {
-        self.vendor_code
+        self.0.vendor_code
     }
 
     /// How long the peer asked us to wait, if it said.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.connector, &self.operation) {
+        match (&self.0.connector, &self.0.operation) {
             (Some(c), Some(o)) => write!(f, "{c} {o}: ")?,
             (Some(c), None) => write!(f, "{c}: ")?,
             (None, Some(o)) => write!(f, "{o}: ")?,
             (None, None) => {}
         }
-        write!(f, "{} error ({}): {}", self.kind, self.status, self.message)?;
-        if let Some(loc) = self.location.as_deref().filter(|l| !l.is_empty()) {
+        write!(
+            f,
+            "{} error ({}): {}",
+            self.0.kind, self.0.status, self.0.message
+        )?;
+        if let Some(loc) = self.0.location.as_deref().filter(|l| !l.is_empty()) {
             write!(f, " at {loc}")?;
         }
-        if let Some(s) = &self.sqlstate {
+        if let Some(s) = &self.0.sqlstate {
             write!(f, " [sqlstate {s}]")?;
         }
-        if let Some(c) = self.vendor_code {
+        if let Some(c) = self.0.vendor_code {
             write!(f, " [code {c}]")?;
         }
-        if !self.context.is_empty() {
+        if !self.0.context.is_empty() {
             f.write_str(" {")?;
-            for (i, (k, v)) in self.context.iter().enumerate() {
+            for (i, (k, v)) in self.0.context.iter().enumerate() {
                 if i > 0 {
                     f.write_str(", ")?;
                 }
@@ -491,7 +499,7 @@ impl fmt::Display for Error {
             }
             f.write_str("}")?;
         }
-        if let Some(src) = &self.source {
+        if let Some(src) = &self.0.source {
             write!(f, ": {src}")?;
         }
         Ok(())
@@ -501,31 +509,31 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind)
-            .field("status", &self.status)
-            .field("message", &self.message);
-        if let Some(c) = &self.connector {
+        d.field("kind", &self.0.kind)
+            .field("status", &self.0.status)
+            .field("message", &self.0.message);
+        if let Some(c) = &self.0.connector {
             d.field("connector", c);
         }
-        if let Some(o) = &self.operation {
+        if let Some(o) = &self.0.operation {
             d.field("operation", o);
         }
-        if let Some(l) = &self.location {
+        if let Some(l) = &self.0.location {
             d.field("location", l);
         }
-        if !self.context.is_empty() {
-            d.field("context", &self.context);
+        if !self.0.context.is_empty() {
+            d.field("context", &self.0.context);
         }
-        if let Some(s) = &self.sqlstate {
+        if let Some(s) = &self.0.sqlstate {
             d.field("sqlstate", s);
         }
-        if let Some(c) = &self.vendor_code {
+        if let Some(c) = &self.0.vendor_code {
             d.field("vendor_code", c);
         }
-        if let Some(r) = &self.retry_after {
+        if let Some(r) = &self.0.retry_after {
             d.field("retry_after", r);
         }
-        if let Some(s) = &self.source {
+        if let Some(s) = &self.0.source {
             d.field("source", s);
         }
         d.finish()
@@ -534,7 +542,8 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }

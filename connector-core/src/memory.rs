@@ -92,6 +92,7 @@ impl MemoryStore {
     }
 
     /// Remove a table.
+    #[must_use]
     pub fn remove(&self, name: &str) -> Option<MemoryTable> {
         self.write_lock().remove(name)
     }
@@ -359,7 +360,7 @@ impl Sink for MemorySink {
         };
         let mut report = WriteReport::new(rows, bytes, std::time::Duration::ZERO);
         report.columns_added = plan.added.iter().map(|f| f.name().clone()).collect();
-        report.columns_ignored = plan.ignored.clone();
+        report.columns_ignored.clone_from(&plan.ignored);
         let new_batches = match &request.mode {
             WriteMode::Append => old.into_iter().chain(incoming).collect(),
             WriteMode::Overwrite => incoming,

@@ -342,17 +342,15 @@ pub fn interpolate(
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<()> {
         match v {
-            serde_json::Value::String(s) => {
-                if s.contains('$') {
-                    *s = interpolate_str(s, lookup).map_err(|var| {
-                        Error::invalid_config(format!(
-                            "environment variable {var} is not set (used by `{}`)",
-                            path.join(".")
-                        ))
-                        .with_operation("interpolate config")
-                        .with_context("variable", var)
-                    })?;
-                }
+            serde_json::Value::String(s) if s.contains('$') => {
+                *s = interpolate_str(s, lookup).map_err(|var| {
+                    Error::invalid_config(format!(
+                        "environment variable {var} is not set (used by `{}`)",
+                        path.join(".")
+                    ))
+                    .with_operation("interpolate config")
+                    .with_context("variable", var)
+                })?;
             }
             serde_json::Value::Array(a) => {
                 for (i, x) in a.iter_mut().enumerate() {
@@ -388,16 +386,13 @@ fn interpolate_str(
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            match tail.find('}') {
-                Some(end) => {
-                    let name = &tail[..end];
-                    out.push_str(&lookup(name).ok_or_else(|| name.to_owned())?);
-                    rest = &tail[end + 1..];
-                }
-                None => {
-                    out.push_str(after);
-                    rest = "";
-                }
+            if let Some(end) = tail.find('}') {
+                let name = &tail[..end];
+                out.push_str(&lookup(name).ok_or_else(|| name.to_owned())?);
+                rest = &tail[end + 1..];
+            } else {
+                out.push_str(after);
+                rest = "";
             }
         } else {
             out.push('$');

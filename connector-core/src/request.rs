@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub enum ReadTarget {
     /// A dataset as listed by [`crate::Source::discover`].
     Dataset(String),
-    /// A query in the backend's own language (SQL, a GraphQL document, a MongoDB pipeline as JSON).
+    /// A query in the backend's own language (SQL, a GraphQL document, a `MongoDB` pipeline as JSON).
     Query(String),
 }
 

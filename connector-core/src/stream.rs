@@ -73,11 +73,13 @@ impl RecordBatchStream for RecordBatchStreamAdapter {
 }
 
 /// A stream over batches already in memory.
+#[must_use]
 pub fn memory_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
     RecordBatchStreamAdapter::boxed(schema, futures::stream::iter(batches.into_iter().map(Ok)))
 }
 
 /// An empty stream with `schema`.
+#[must_use]
 pub fn empty_stream(schema: SchemaRef) -> SendableRecordBatchStream {
     memory_stream(schema, Vec::new())
 }
