@@ -1271,6 +1271,39 @@ pub async fn case_empty_stream(h: &Harness) -> Outcome {
         &project(&expected, &["qty", "id"]),
         &got,
     );
+    if mode != WriteMode::Append {
+        return c.passed("no append: empty write to an existing target not checked");
+    }
+    // An empty append leaves an existing target as it was.
+    let rows = sample_rows(0..3, "");
+    let report = c.ok(
+        c.write(
+            WriteRequest::append(&name),
+            vec![rows.clone()],
+            sample_schema(),
+        )
+        .await,
+        "append of 3 rows",
+    );
+    c.check(report.rows == 3, || {
+        format!("append report counts {} rows, 3 written", report.rows)
+    });
+    let report = c.ok(
+        c.write(WriteRequest::append(&name), Vec::new(), sample_schema())
+            .await,
+        "append of no batches",
+    );
+    c.check(report.rows == 0, || {
+        format!("an empty append reports {} rows", report.rows)
+    });
+    let got = c
+        .read_ok(
+            ReadRequest::dataset(&name),
+            &sample_schema(),
+            "read after an empty append",
+        )
+        .await;
+    c.same_rows("target after an empty append", &rows, &got);
     c.passed("")
 }
 
@@ -1581,6 +1614,29 @@ pub async fn case_partitioned_read(h: &Harness) -> Outcome {
             &all,
         );
         counts.push(n);
+    }
+    // Every partition honours the request's limit on its own.
+    let request = ReadRequest::dataset(&name).with_limit(7);
+    let parts = c.ok(h.source.plan(&request, 4).await, "plan with a limit");
+    let mut seen: HashSet<i64> = HashSet::new();
+    for p in parts {
+        let index = p.index;
+        let stream = c.ok(h.source.read(p).await, "reading a limited partition");
+        let got = c.ok(
+            c.collect(stream, "partition").await,
+            "reading a limited partition",
+        );
+        c.check(got.num_rows() <= 7, || {
+            format!(
+                "partition {index} returned {} rows with limit 7",
+                got.num_rows()
+            )
+        });
+        for id in id_values(&got).unwrap_or_default() {
+            c.check(seen.insert(id), || {
+                format!("id {id} returned by two partitions")
+            });
+        }
     }
     if claimed {
         c.passed(&format!("partitions planned: {counts:?}"))
@@ -1920,6 +1976,149 @@ pub async fn case_schema_drift_ignore_extra(h: &Harness) -> Outcome {
     c.passed("")
 }
 
+/// Filters on one column of each filterable type of the matrix: what the backend returns equals
+/// what [`crate::residual::evaluate`] (the reference semantics) selects from the written rows.
+pub async fn case_filter_types(h: &Harness) -> Outcome {
+    let c = Case::new(h, "filter_types");
+    let mode = match c.setup_mode() {
+        Ok(m) => m,
+        Err(why) => return c.skip(why),
+    };
+    let matrix = type_matrix(&h.types, MATRIX_ROWS);
+    let mut checks: Vec<(String, Expr)> = Vec::new();
+    for (k, dt) in h.types.iter().enumerate() {
+        let col = column_name(&h.types, k);
+        let exprs = typed_filters(&col, dt);
+        if !exprs.is_empty() {
+            checks.push((format!("{col} IS NULL"), Expr::IsNull(col.clone())));
+        }
+        for e in exprs {
+            checks.push((format!("{e:?}"), e));
+        }
+    }
+    if checks.is_empty() {
+        return c.skip("no filterable types among the harness's types");
+    }
+    let name = c.setup(&mode, vec![matrix.clone()], matrix.schema()).await;
+    for (label, expr) in &checks {
+        let mask = c.ok(
+            crate::residual::evaluate(expr, &matrix),
+            &format!("reference evaluation of {label}"),
+        );
+        let expected =
+            filter_record_batch(&matrix, &mask).unwrap_or_else(|e| panic!("filter fixture: {e}"));
+        let expected = project(&expected, &["id"]);
+        let got = c
+            .read_ok(
+                ReadRequest::dataset(&name)
+                    .with_filter(expr.clone())
+                    .with_projection(["id"]),
+                &expected.schema(),
+                &format!("read with filter {label}"),
+            )
+            .await;
+        c.same_rows(&format!("filter {label}"), &expected, &got);
+    }
+    c.passed(&format!("{} filters", checks.len()))
+}
+
+/// Comparisons the filter language can express on a column of `dt`.
+fn typed_filters(col: &str, dt: &DataType) -> Vec<Expr> {
+    use crate::request::Literal;
+    let c = || col.to_owned();
+    match dt {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => vec![
+            Expr::cmp(c(), CmpOp::GtEq, 1),
+            Expr::cmp(c(), CmpOp::Lt, 1),
+            Expr::is_in(c(), [0, 1]),
+            Expr::eq(c(), 0).not(),
+        ],
+        DataType::Float32 | DataType::Float64 => vec![
+            Expr::cmp(c(), CmpOp::Lt, -1.5),
+            Expr::cmp(c(), CmpOp::LtEq, -1.5),
+            Expr::eq(c(), 0.0),
+        ],
+        DataType::Decimal128(..) | DataType::Decimal256(..) => vec![
+            Expr::cmp(c(), CmpOp::Gt, 0),
+            Expr::cmp(c(), CmpOp::NotEq, 1),
+        ],
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => vec![
+            Expr::eq(c(), "plain ascii"),
+            Expr::eq(c(), ""),
+            Expr::cmp(c(), CmpOp::Gt, "l"),
+            Expr::is_in(c(), ["it's \"quoted\"", "line one\nline two\r\nline three"]),
+        ],
+        DataType::Boolean => vec![Expr::eq(c(), true), Expr::eq(c(), false).not()],
+        DataType::Date32 => vec![
+            Expr::cmp(c(), CmpOp::GtEq, Literal::Date(19_723)),
+            Expr::cmp(c(), CmpOp::Lt, Literal::Date(0)),
+        ],
+        DataType::Timestamp(..) => vec![
+            Expr::cmp(
+                c(),
+                CmpOp::Gt,
+                Literal::TimestampMicros(1_700_000_000_000_000),
+            ),
+            Expr::cmp(c(), CmpOp::Lt, Literal::TimestampMicros(0)),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// A written target is listed by `discover()` under its name, with its columns.
+pub async fn case_discover(h: &Harness) -> Outcome {
+    let c = Case::new(h, "discover");
+    let (name, rows) = match sample_target(&c).await {
+        Ok(t) => t,
+        Err(why) => return c.skip(why),
+    };
+    let listed = match h.source.discover().await {
+        Ok(l) => l,
+        Err(e) if e.kind() == ErrorKind::Unsupported => {
+            return c.skip(format!("discover is unsupported: {e}"));
+        }
+        Err(e) => c.fail(format!("discover failed: {e}")),
+    };
+    let Some(info) = listed.iter().find(|d| d.name == name) else {
+        let names: Vec<&str> = listed.iter().map(|d| d.name.as_str()).take(20).collect();
+        c.fail(format!(
+            "discover does not list {name:?}; it lists {names:?}"
+        ));
+    };
+    let want: Vec<&str> = rows
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    let got: Vec<&str> = info
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    c.check(want == got, || {
+        format!("discover lists columns {got:?}, expected {want:?}")
+    });
+    if !h.cast_on_read {
+        c.check(same_fields(&info.schema, &rows.schema()), || {
+            format!(
+                "discover lists ({}), expected ({})",
+                describe(&info.schema),
+                describe(&rows.schema())
+            )
+        });
+    }
+    c.passed("")
+}
+
 /// Run plan, read and the stream; return the first error, if any.
 async fn try_read_everything(source: &dyn Source, name: &str) -> Result<()> {
     let request = ReadRequest::dataset(name);
@@ -1986,6 +2185,7 @@ pub const CASES: &[&str] = &[
     "empty_stream",
     "projection",
     "filter",
+    "filter_types",
     "limit",
     "partitioned_read",
     "overwrite",
@@ -1994,6 +2194,7 @@ pub const CASES: &[&str] = &[
     "schema_drift_fail",
     "schema_drift_add_columns",
     "schema_drift_ignore_extra",
+    "discover",
     "missing_dataset",
     "bad_credentials",
 ];
@@ -2005,6 +2206,8 @@ async fn run_case(h: &Harness, case: &'static str) -> Outcome {
         "empty_stream" => case_empty_stream(h).await,
         "projection" => case_projection(h).await,
         "filter" => case_filter(h).await,
+        "filter_types" => case_filter_types(h).await,
+        "discover" => case_discover(h).await,
         "limit" => case_limit(h).await,
         "partitioned_read" => case_partitioned_read(h).await,
         "overwrite" => case_overwrite(h).await,
@@ -2077,4 +2280,48 @@ pub fn counter_names(prefix: impl Into<String>) -> FreshName {
         let k = n.fetch_add(1, Ordering::Relaxed);
         format!("{prefix}_{k}_{case}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every typed filter selects some rows of the matrix but not all of them, so a backend
+    /// that ignores or inverts it is caught.
+    #[test]
+    fn typed_filters_are_selective_on_the_matrix() {
+        let types = all_types();
+        let matrix = type_matrix(&types, MATRIX_ROWS);
+        let mut count = 0;
+        for (k, dt) in types.iter().enumerate() {
+            for e in typed_filters(&column_name(&types, k), dt) {
+                let mask = crate::residual::evaluate(&e, &matrix).unwrap();
+                let selected = mask.true_count();
+                assert!(
+                    selected > 0 && selected < MATRIX_ROWS,
+                    "{e:?} selects {selected} of {MATRIX_ROWS} rows"
+                );
+                count += 1;
+            }
+        }
+        assert!(count > 50, "{count}");
+    }
+
+    #[test]
+    fn sample_filters_are_selective() {
+        let rows = sample_rows(0..SAMPLE_ROWS, "");
+        for (label, expr, pred) in filter_cases() {
+            let expected = expected_for(&rows, pred).num_rows();
+            // The reference evaluator agrees with the hand-written predicate…
+            let mask = crate::residual::evaluate(&expr, &rows).unwrap();
+            assert_eq!(mask.true_count(), expected, "{label}");
+            // …and every filter but the deliberately empty one selects something, never all.
+            if !label.contains("no rows") {
+                assert!(
+                    expected > 0 && expected < rows.num_rows(),
+                    "{label}: {expected}"
+                );
+            }
+        }
+    }
 }
