@@ -576,7 +576,35 @@ impl Consumer {
 /// Move the rows `request` selects from `source` into `sink` as one [`Sink::write`] of `write`.
 /// See the [module docs](self) for concurrency, memory and failure behaviour.
 ///
-/// Must run inside a Tokio runtime (partitions are read on spawned tasks).
+/// Must run inside a Tokio runtime (partitions are read on spawned tasks). A write mode the sink
+/// does not declare is refused with [`ErrorKind::Unsupported`] before anything is read.
+///
+/// ```
+/// use std::sync::Arc;
+/// use connector_core::arrow::array::{Int64Array, RecordBatch};
+/// use connector_core::{MemoryStore, ReadRequest, SinkExt, TransferOptions, WriteRequest, transfer};
+///
+/// # #[tokio::main(flavor = "multi_thread")]
+/// # async fn main() -> connector_core::Result<()> {
+/// let store = MemoryStore::new();
+/// let batch = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from_iter_values(0..1000)) as _)])?;
+/// store.sink().write_batch(WriteRequest::append("src"), batch).await?;
+///
+/// let summary = transfer(
+///     Arc::new(store.source()),
+///     ReadRequest::dataset("src").with_limit(600),
+///     &store.sink(),
+///     WriteRequest::overwrite("dst"),
+///     TransferOptions::default()
+///         .with_max_partitions(4)
+///         .with_concurrency(2)
+///         .with_progress(|p| eprintln!("{} rows, {}/{} partitions", p.rows_sent, p.partitions_done, p.partitions_total)),
+/// )
+/// .await?;
+/// assert_eq!(summary.rows_written, 600);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn transfer(
     source: Arc<dyn Source>,
     request: ReadRequest,
