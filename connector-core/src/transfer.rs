@@ -263,6 +263,8 @@ struct Shared {
     peak_queued: AtomicU64,
     /// The first partition error; the transfer returns it.
     error: Mutex<Option<Error>>,
+    /// Set with `error`: the sink's stream fails at once instead of draining the queue first.
+    failed: AtomicBool,
     /// The sink's stream reached its end (every partition done, or the limit reached).
     finished: AtomicBool,
 }
@@ -287,10 +289,9 @@ impl Shared {
             .is_some_and(|r| r.load(Ordering::SeqCst) == 0)
     }
 
+    /// Keep the first error for the transfer's result; return a copy for the sink's stream.
     fn record_error(&self, e: Error) -> Error {
-        let echo = Error::new(e.kind(), e.message().to_owned())
-            .with_connector(e.connector().unwrap_or(CONNECTOR).to_owned())
-            .with_operation(e.operation().unwrap_or("read").to_owned());
+        let echo = echo(&e);
         let mut slot = self
             .error
             .lock()
@@ -298,7 +299,17 @@ impl Shared {
         if slot.is_none() {
             *slot = Some(e);
         }
+        self.failed.store(true, Ordering::SeqCst);
         echo
+    }
+
+    /// A copy of the recorded error, if any.
+    fn recorded(&self) -> Option<Error> {
+        self.error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(echo)
     }
 
     fn take_error(&self) -> Option<Error> {
@@ -307,6 +318,13 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
     }
+}
+
+/// What the sink's stream ends with when a partition fails (the transfer returns the original).
+fn echo(e: &Error) -> Error {
+    Error::new(e.kind(), e.message().to_owned())
+        .with_connector(e.connector().unwrap_or(CONNECTOR).to_owned())
+        .with_operation(e.operation().unwrap_or("read").to_owned())
 }
 
 /// One queued batch with the budget it holds.
@@ -526,6 +544,11 @@ impl Consumer {
         if self.done {
             return None;
         }
+        if self.shared.failed.load(Ordering::SeqCst) {
+            self.done = true;
+            self.tasks.abort_all();
+            return self.shared.recorded().map(Err);
+        }
         if let Some(msg) = self.rx.recv().await {
             return match msg {
                 Ok(item) => {
@@ -667,6 +690,7 @@ pub async fn transfer(
         queued: AtomicU64::new(0),
         peak_queued: AtomicU64::new(0),
         error: Mutex::new(None),
+        failed: AtomicBool::new(false),
         finished: AtomicBool::new(false),
     });
     let (tx, rx) = mpsc::channel::<Message>(options.concurrency.max(1) * 2);

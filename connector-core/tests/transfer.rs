@@ -675,3 +675,104 @@ async fn an_unsupported_write_mode_is_refused_before_reading() {
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// Partition 1 fails after a few milliseconds; every other partition streams forever, counting
+/// how many of its streams are still alive.
+#[derive(Debug, Default)]
+struct EndlessButOne {
+    alive: Arc<std::sync::atomic::AtomicIsize>,
+    opened: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Decrements `alive` when the stream holding it is dropped.
+struct AliveGuard(Arc<std::sync::atomic::AtomicIsize>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Source for EndlessButOne {
+    fn name(&self) -> &'static str {
+        "endless"
+    }
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities::none().with_partitioned_reads()
+    }
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn discover(&self) -> Result<Vec<DatasetInfo>> {
+        Ok(Vec::new())
+    }
+    async fn plan(&self, request: &ReadRequest, max_partitions: usize) -> Result<Vec<Partition>> {
+        Ok((0..max_partitions)
+            .map(|index| Partition {
+                index,
+                count: max_partitions,
+                ..Partition::single(request.clone())
+            })
+            .collect())
+    }
+    async fn read(&self, partition: Partition) -> Result<SendableRecordBatchStream> {
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if partition.index == 1 {
+            let fail = futures::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Err(Error::new(ErrorKind::Query, "partition 1 broke").with_connector("endless"))
+            });
+            return Ok(RecordBatchStreamAdapter::boxed(schema(), fail));
+        }
+        self.alive.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let guard = Arc::new(AliveGuard(self.alive.clone()));
+        let endless = futures::stream::iter(0..).then(move |i: i64| {
+            let _keep = guard.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(rows(i * 10..i * 10 + 10))
+            }
+        });
+        Ok(RecordBatchStreamAdapter::boxed(schema(), endless))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_partition_cancels_the_others() {
+    let store = MemoryStore::new();
+    let source = Arc::new(EndlessButOne::default());
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        transfer(
+            source.clone(),
+            ReadRequest::dataset("x"),
+            &store.sink(),
+            WriteRequest::overwrite("dst"),
+            TransferOptions::default()
+                .with_max_partitions(4)
+                .with_concurrency(4),
+        ),
+    )
+    .await
+    .expect("the transfer ends although three partitions never do")
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Query);
+    assert_eq!(err.message(), "partition 1 broke");
+    assert!(source.opened.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    // Aborted tasks drop their streams shortly after.
+    let mut alive = 1;
+    for _ in 0..100 {
+        alive = source.alive.load(std::sync::atomic::Ordering::SeqCst);
+        if alive == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        alive, 0,
+        "partition streams still alive after the transfer failed"
+    );
+    assert!(store.get("dst").is_none());
+}
