@@ -429,7 +429,7 @@ async fn produce(
         shared.rows_read.fetch_add(granted as u64, Ordering::SeqCst);
         let batch = match &shared.transform {
             Some(t) => conform(
-                t(batch).map_err(|e| e.with_operation("transform"))?,
+                t(batch).map_err(|e| e.with_connector(CONNECTOR).with_operation("transform"))?,
                 &shared.out_schema,
                 &format!("the transformation of {what}"),
             )?,

@@ -493,6 +493,7 @@ async fn a_transform_reshapes_every_batch_and_its_errors_fail_the_transfer() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert_eq!(err.operation(), Some("transform"));
+    assert_eq!(err.connector(), Some("transfer"));
     // The earlier successful transfer's rows are still there.
     assert_eq!(ids_of(&store, "dst").len(), 5_000);
 }
