@@ -25,6 +25,29 @@
 //! # }
 //! ```
 //!
+//! A backend's crate enables the kit in its dev-dependencies
+//! (`connector-core = { workspace = true, features = ["testkit"] }`) and runs the cases either
+//! all at once with [`run_all`] (every case runs, failures are collected and reported together)
+//! or one `#[tokio::test]` per `case_*` function.
+//!
+//! # Cases
+//! | case | needs | checks |
+//! |---|---|---|
+//! | [`case_check`] | — | `check()` of source and sink succeed |
+//! | [`case_round_trip`] | create + append/overwrite | the [`type_matrix`] of [`Harness::types`] reads back equal |
+//! | [`case_empty_stream`] | create | zero batches make a readable, empty target; an empty append changes nothing |
+//! | [`case_projection`] | create | projected (and reordered) columns |
+//! | [`case_filter`] | create | comparisons, and/or/not, is (not) null, in — SQL three-valued logic |
+//! | [`case_filter_types`] | create | filters on typed matrix columns agree with [`crate::residual::evaluate`] |
+//! | [`case_limit`] | create | limits alone, with a filter, above the row count, zero |
+//! | [`case_partitioned_read`] | create | plan(4) partitions return every row once; 1 partition unless `partitioned_reads` |
+//! | [`case_overwrite`], [`case_upsert`], [`case_delete`] | create | the mode's effect, or `Unsupported` before reading the stream |
+//! | [`case_schema_drift_fail`], [`case_schema_drift_ignore_extra`] | create + append | `SchemaMismatch` / dropped column |
+//! | [`case_schema_drift_add_columns`] | create + append + `add_columns` | the column is added, old rows read NULL |
+//! | [`case_discover`] | create | the written target is listed with its columns (skipped if discover is `Unsupported`) |
+//! | [`case_missing_dataset`] | — | `NotFound`, with connector and operation |
+//! | [`case_bad_credentials`] | [`Harness::bad_credentials`] | `Authentication` from check and reads |
+//!
 //! # Fixtures
 //! - [`type_matrix`]: a non-null `Int64` column `id` followed by one nullable column per type,
 //!   named by [`column_name`], with deterministic values that include edge cases (minimum and
@@ -2268,6 +2291,15 @@ pub async fn run_all(h: &Harness) -> Vec<CaseReport> {
         failures.join("\n\n")
     );
     reports
+}
+
+/// [`all_types`] without `exclude`, for [`Harness::types`] of a backend that cannot store some.
+#[must_use]
+pub fn all_types_except(exclude: &[DataType]) -> Vec<DataType> {
+    all_types()
+        .into_iter()
+        .filter(|t| !exclude.contains(t))
+        .collect()
 }
 
 /// A [`FreshName`] that returns `<prefix>_<n>_<case>` with a counter, for backends whose targets

@@ -89,6 +89,28 @@ fn type_matrix_is_deterministic_with_edges_and_ten_percent_nulls() {
     }));
 }
 
+#[tokio::test]
+async fn a_harness_with_fewer_types_round_trips_only_those() {
+    let types = testkit::all_types_except(&[DataType::UInt64, DataType::Utf8View]);
+    assert_eq!(types.len(), all_types().len() - 2);
+    assert!(!types.contains(&DataType::UInt64));
+    let store = MemoryStore::new();
+    let h =
+        harness_with(Arc::new(store.source()), Arc::new(store.sink())).with_types(types.clone());
+    assert_eq!(testkit::case_round_trip(&h).await, Outcome::Passed);
+    // The target holds exactly the id and the listed types.
+    let written: Vec<DataType> = store
+        .get("t_0_round_trip")
+        .expect("the case wrote t_0_round_trip")
+        .schema
+        .fields()
+        .iter()
+        .skip(1)
+        .map(|f| f.data_type().clone())
+        .collect();
+    assert_eq!(written, types);
+}
+
 #[test]
 #[should_panic(expected = "not supported")]
 fn type_matrix_rejects_unknown_types() {
