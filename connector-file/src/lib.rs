@@ -11,6 +11,7 @@ pub mod sql_insert;
 pub mod formats;
 pub mod store;
 mod util;
+pub mod xml;
 
 pub use avro::{AvroCompression, AvroFormat};
 pub use compression::Compression;
@@ -24,6 +25,7 @@ pub use excel::{ExcelFormat, HeaderRow, SheetSelector};
 pub use formats::FormatRegistry;
 pub use sql_insert::{SqlDialect, SqlInsertFormat};
 pub use store::{ObjectStoreBytes, StoreRoot};
+pub use xml::XmlFormat;
 
 /// Every file format this build includes, with default options. Each format adds its line here.
 #[must_use]
@@ -35,5 +37,6 @@ pub fn default_formats() -> FormatRegistry {
     r.register(std::sync::Arc::new(ExcelFormat::default()));
     r.register(std::sync::Arc::new(AvroFormat::default()));
     r.register(std::sync::Arc::new(SqlInsertFormat::default()));
+    r.register(std::sync::Arc::new(XmlFormat::default()));
     r
 }
