@@ -9,6 +9,10 @@ pub mod excel;
 pub mod format;
 pub mod sql_insert;
 pub mod formats;
+#[cfg(feature = "parquet")]
+pub mod parquet;
+pub mod sink;
+pub mod source;
 pub mod store;
 mod util;
 pub mod xml;
@@ -23,6 +27,10 @@ pub use format::{
 };
 pub use excel::{ExcelFormat, HeaderRow, SheetSelector};
 pub use formats::FormatRegistry;
+#[cfg(feature = "parquet")]
+pub use parquet::{ParquetFormat, ParquetOptions};
+pub use sink::FileSink;
+pub use source::{FileOptions, FileSource};
 pub use sql_insert::{SqlDialect, SqlInsertFormat};
 pub use store::{ObjectStoreBytes, StoreRoot};
 pub use xml::XmlFormat;
@@ -34,6 +42,8 @@ pub fn default_formats() -> FormatRegistry {
     let mut r = FormatRegistry::new();
     #[cfg(feature = "csv")]
     r.register(std::sync::Arc::new(CsvFormat::default()));
+    #[cfg(feature = "parquet")]
+    r.register(std::sync::Arc::new(ParquetFormat::default()));
     r.register(std::sync::Arc::new(ExcelFormat::default()));
     r.register(std::sync::Arc::new(AvroFormat::default()));
     r.register(std::sync::Arc::new(SqlInsertFormat::default()));

@@ -1,0 +1,616 @@
+//! [`FileSource`]: datasets of files under a [`StoreRoot`], read through [`FileFormat`]s.
+//!
+//! # Datasets
+//! A dataset name is a path relative to the root:
+//! - a file (`data/a.csv`, `logs/b.json.gz`);
+//! - a directory (`sales`): every data file below it, recursively;
+//! - a glob (`data/*.csv`, `**/*.parquet`): `*` stays within one path segment, `**` crosses them;
+//! - `""`: every data file under the root.
+//!
+//! Segments starting with `.` or `_` are hidden (temporary files, `_SUCCESS` markers). The format
+//! of each file is the configured one or, without one, the [`FormatRegistry`]'s choice by
+//! extension (after a `.gz`/`.zst` compression extension, which selects decompression unless a
+//! compression is configured).
+//!
+//! # Plans and schemas
+//! [`Source::plan`] lists the files (sorted by path), takes the configured schema or infers one
+//! from the first file, and groups the files into at most `max_partitions` partitions of
+//! consecutive files. Every file must agree with that schema: a file whose columns have other
+//! types, or lack a column the read needs, fails the read with [`ErrorKind::SchemaMismatch`]
+//! naming the file.
+//!
+//! # Pushdown
+//! Projection reaches the format (Parquet reads only those column chunks; CSV and JSON skip
+//! building the other columns). A filter reaches the format as a hint (Parquet skips row groups
+//! whose statistics rule it out) and is then applied to rows by
+//! [`connector_core::residual::apply`]; so is the limit.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use connector_core::residual::{Pushed, apply, project_schema};
+use connector_core::{
+    DatasetInfo, Error, ErrorKind, Location, Partition, ReadRequest, ReadTarget,
+    RecordBatchStreamAdapter, Result, SendableRecordBatchStream, Source, SourceCapabilities,
+};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use crate::compression::{Compression, DecompressedSource};
+use crate::format::{BadRowLog, BadRows, ByteSource, FileFormat, FormatReadOptions};
+use crate::formats::{FormatRegistry, claims};
+use crate::store::StoreRoot;
+
+/// Options shared by [`FileSource`] and [`crate::FileSink`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FileOptions {
+    /// The format of every file. `None`: chosen per file by extension from `formats`.
+    pub format: Option<Arc<dyn FileFormat>>,
+    /// Formats to choose from by extension.
+    pub formats: FormatRegistry,
+    /// Compression of every file. `None`: by extension (`.gz`, `.zst`).
+    pub compression: Option<Compression>,
+    /// Schema of every file, instead of inferring one.
+    pub schema: Option<SchemaRef>,
+    /// Bad-row policy of text formats.
+    pub bad_rows: BadRows,
+    /// Where skipped rows are recorded.
+    pub bad_row_log: BadRowLog,
+    /// Only files whose path relative to the root matches this glob are seen.
+    pub glob: Option<String>,
+    /// Sink: start a new file after this many rows (directory targets only).
+    pub max_rows_per_file: Option<usize>,
+    /// Sink: start a new file after about this many bytes (directory targets only).
+    pub max_bytes_per_file: Option<usize>,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self {
+            format: None,
+            formats: crate::default_formats(),
+            compression: None,
+            schema: None,
+            bad_rows: BadRows::Fail,
+            bad_row_log: BadRowLog::default(),
+            glob: None,
+            max_rows_per_file: None,
+            max_bytes_per_file: None,
+        }
+    }
+}
+
+impl FileOptions {
+    /// Read and write every file with `format`.
+    #[must_use]
+    pub fn with_format(mut self, format: Arc<dyn FileFormat>) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Choose formats by extension from `formats`.
+    #[must_use]
+    pub fn with_formats(mut self, formats: FormatRegistry) -> Self {
+        self.formats = formats;
+        self
+    }
+
+    /// Force a compression (instead of by extension).
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+
+    /// Use `schema` instead of inferring one.
+    #[must_use]
+    pub fn with_schema(mut self, schema: SchemaRef) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// Set the bad-row policy.
+    #[must_use]
+    pub fn with_bad_rows(mut self, bad_rows: BadRows) -> Self {
+        self.bad_rows = bad_rows;
+        self
+    }
+
+    /// Record skipped rows in `log` (share it to inspect them).
+    #[must_use]
+    pub fn with_bad_row_log(mut self, log: BadRowLog) -> Self {
+        self.bad_row_log = log;
+        self
+    }
+
+    /// Only see files matching `glob` (relative to the root).
+    #[must_use]
+    pub fn with_glob(mut self, glob: impl Into<String>) -> Self {
+        self.glob = Some(glob.into());
+        self
+    }
+
+    /// Rotate output files after `rows` rows.
+    #[must_use]
+    pub fn with_max_rows_per_file(mut self, rows: usize) -> Self {
+        self.max_rows_per_file = Some(rows.max(1));
+        self
+    }
+
+    /// Rotate output files after about `bytes` bytes.
+    #[must_use]
+    pub fn with_max_bytes_per_file(mut self, bytes: usize) -> Self {
+        self.max_bytes_per_file = Some(bytes.max(1));
+        self
+    }
+
+    /// The connector name for errors: the format's name, or `"file"`.
+    pub(crate) fn connector_name(&self) -> &'static str {
+        self.format.as_ref().map_or("file", |f| f.name())
+    }
+
+    /// The format and compression of a file, or `None` if no format claims it.
+    pub(crate) fn resolve(&self, path: &str) -> Option<(Arc<dyn FileFormat>, Compression)> {
+        let (format, by_ext) = match &self.format {
+            Some(f) => (f.clone(), Compression::from_path(path)),
+            None => self.formats.for_path(path)?,
+        };
+        Some((format, self.compression.unwrap_or(by_ext)))
+    }
+
+    /// Whether a listed file belongs to the data: claimed by a format (the configured one
+    /// claims every file when the dataset names it explicitly) and matching the glob option.
+    pub(crate) fn sees(&self, path: &str, glob: Option<&globset::GlobMatcher>) -> bool {
+        let claimed = match &self.format {
+            Some(f) => claims(f.as_ref(), path),
+            None => self.formats.for_path(path).is_some(),
+        };
+        claimed && glob.is_none_or(|g| g.is_match(path))
+    }
+
+    pub(crate) fn glob_matcher(&self) -> Result<Option<globset::GlobMatcher>> {
+        self.glob.as_deref().map(compile_glob).transpose()
+    }
+}
+
+fn compile_glob(glob: &str) -> Result<globset::GlobMatcher> {
+    globset::GlobBuilder::new(glob.trim_start_matches('/'))
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| Error::invalid_config(format!("invalid glob {glob:?}: {e}")))
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{'])
+}
+
+/// One file of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileRef {
+    /// Path relative to the root.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a partition holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PartitionSpec {
+    files: Vec<FileRef>,
+    schema: Schema,
+}
+
+/// Reads datasets of files. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    root: StoreRoot,
+    options: FileOptions,
+}
+
+impl FileSource {
+    /// Read files under `root` with `options`.
+    #[must_use]
+    pub fn new(root: StoreRoot, options: FileOptions) -> Self {
+        Self { root, options }
+    }
+
+    /// Read files under a local directory.
+    pub fn local(dir: impl AsRef<std::path::Path>, options: FileOptions) -> Result<Self> {
+        let name = options.connector_name();
+        Ok(Self::new(
+            StoreRoot::local(dir).map_err(|e| e.with_connector(name).with_operation("build"))?,
+            options,
+        ))
+    }
+
+    /// The root.
+    #[must_use]
+    pub fn root(&self) -> &StoreRoot {
+        &self.root
+    }
+
+    /// The options.
+    #[must_use]
+    pub fn options(&self) -> &FileOptions {
+        &self.options
+    }
+
+    /// Every row skipped under [`BadRows::Skip`] so far.
+    #[must_use]
+    pub fn bad_rows(&self) -> &BadRowLog {
+        &self.options.bad_row_log
+    }
+
+    fn err(&self, e: Error, op: &'static str) -> Error {
+        e.with_connector(self.options.connector_name())
+            .with_operation(op)
+    }
+
+    /// The files of a dataset, sorted by path.
+    pub(crate) async fn files(&self, dataset: &str) -> Result<Vec<FileRef>> {
+        let glob = self.options.glob_matcher()?;
+        let dataset = dataset.trim_matches('/');
+        let to_ref = |m: &object_store::ObjectMeta| {
+            self.root
+                .relative(&m.location)
+                .map(|path| FileRef { path, size: m.size })
+        };
+        if is_glob(dataset) {
+            let pattern = compile_glob(dataset)?;
+            let base: Vec<&str> = dataset.split('/').take_while(|s| !is_glob(s)).collect();
+            let listed = self.root.list(&base.join("/")).await?;
+            return Ok(listed
+                .iter()
+                .filter_map(to_ref)
+                .filter(|f| pattern.is_match(&f.path) && self.options.resolve(&f.path).is_some())
+                .filter(|f| glob.as_ref().is_none_or(|g| g.is_match(&f.path)))
+                .collect());
+        }
+        if !dataset.is_empty() {
+            if let Some(meta) = self.root.head(dataset).await? {
+                if self.options.resolve(dataset).is_none() {
+                    return Err(Error::invalid_config(format!(
+                        "no format reads {dataset:?}; set a format or use a known extension"
+                    ))
+                    .with_location(Location::file(self.root.display(dataset))));
+                }
+                return Ok(vec![FileRef {
+                    path: dataset.to_owned(),
+                    size: meta.size,
+                }]);
+            }
+        }
+        let listed = self.root.list(dataset).await?;
+        Ok(listed
+            .iter()
+            .filter_map(to_ref)
+            .filter(|f| self.options.sees(&f.path, glob.as_ref()))
+            .collect())
+    }
+
+    fn open(&self, file: &FileRef) -> Result<(Arc<dyn FileFormat>, Arc<dyn ByteSource>)> {
+        let (format, compression) = self.options.resolve(&file.path).ok_or_else(|| {
+            Error::invalid_config(format!("no format reads {:?}", file.path))
+                .with_location(Location::file(self.root.display(&file.path)))
+        })?;
+        let path: Path = self.root.path(&file.path)?;
+        let bytes: Arc<dyn ByteSource> =
+            Arc::new(self.root.bytes(&file.path, path, Some(file.size)));
+        Ok((format, DecompressedSource::wrap(bytes, compression)))
+    }
+
+    async fn infer(&self, file: &FileRef) -> Result<SchemaRef> {
+        let (format, bytes) = self.open(file)?;
+        format.infer_schema(bytes).await
+    }
+
+    async fn schema_of(&self, files: &[FileRef]) -> Result<SchemaRef> {
+        if let Some(s) = &self.options.schema {
+            return Ok(s.clone());
+        }
+        match files.first() {
+            Some(f) => self.infer(f).await,
+            None => Ok(Arc::new(Schema::empty())),
+        }
+    }
+
+    fn not_found(&self, dataset: &str) -> Error {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("dataset {dataset:?} has no data files"),
+        )
+        .with_location(Location::file(self.root.display(dataset)))
+    }
+}
+
+/// Group `files` into at most `max` runs of consecutive files, balanced by count.
+fn group<T: Clone>(files: &[T], max: usize) -> Vec<Vec<T>> {
+    let n = max.clamp(1, files.len().max(1));
+    let (per, extra) = (files.len() / n, files.len() % n);
+    let mut out = Vec::with_capacity(n);
+    let mut at = 0;
+    for i in 0..n {
+        let len = per + usize::from(i < extra);
+        out.push(files[at..at + len].to_vec());
+        at += len;
+    }
+    out
+}
+
+/// Check that `got` (the schema of a file's stream) fits `plan`: same types by column name.
+fn conform(plan: &Schema, got: &Schema, file: &str) -> Result<()> {
+    for f in got.fields() {
+        let planned = plan.field_with_name(f.name()).map_err(|_| {
+            Error::new(
+                ErrorKind::SchemaMismatch,
+                format!("column {:?} is not in the dataset's schema", f.name()),
+            )
+            .with_location(Location::file(file).with_column(f.name().clone()))
+        })?;
+        if planned.data_type() != f.data_type() {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "column {:?} is {} in this file but {} in the dataset's schema",
+                    f.name(),
+                    f.data_type(),
+                    planned.data_type()
+                ),
+            )
+            .with_location(Location::file(file).with_column(f.name().clone())));
+        }
+    }
+    Ok(())
+}
+
+/// Reorder and relabel a file's batch to `want` (whose columns the batch must all have).
+fn reshape(batch: &RecordBatch, want: &SchemaRef, file: &str) -> Result<RecordBatch> {
+    let cols = want
+        .fields()
+        .iter()
+        .map(|f| {
+            batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::SchemaMismatch,
+                    format!("the file has no column {:?}", f.name()),
+                )
+                .with_location(Location::file(file).with_column(f.name().clone()))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(want.clone(), cols).map_err(|e| {
+        Error::new(ErrorKind::SchemaMismatch, e.to_string()).with_location(Location::file(file))
+    })
+}
+
+#[async_trait]
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        self.options.connector_name()
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        let caps = SourceCapabilities::none().with_partitioned_reads();
+        match &self.options.format {
+            Some(f) if f.name() == "parquet" => caps.with_projection_pushdown(),
+            _ => caps,
+        }
+    }
+
+    async fn check(&self) -> Result<()> {
+        let prefix = self.root.prefix().clone();
+        let mut listing = self.root.store().list(Some(&prefix));
+        match listing.next().await {
+            Some(Err(e)) => Err(self.err(
+                crate::store::store_error(e, &self.root.display("")),
+                "check",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn discover(&self) -> Result<Vec<DatasetInfo>> {
+        let files = self.files("").await.map_err(|e| self.err(e, "discover"))?;
+        // Group by first path segment: a file at the top is its own dataset, a directory is one.
+        let mut groups: Vec<(String, Vec<FileRef>)> = Vec::new();
+        for f in files {
+            let name = f.path.split('/').next().unwrap_or_default().to_owned();
+            match groups.last_mut() {
+                Some((n, v)) if *n == name => v.push(f),
+                _ => groups.push((name, vec![f])),
+            }
+        }
+        let mut out = Vec::new();
+        for (name, files) in groups {
+            // A directory holding several formats becomes one dataset per format.
+            let mut by_format: Vec<(&'static str, Vec<FileRef>)> = Vec::new();
+            for f in files {
+                let fmt = self.options.resolve(&f.path).map_or("", |(f, _)| f.name());
+                match by_format.iter_mut().find(|(n, _)| *n == fmt) {
+                    Some((_, v)) => v.push(f),
+                    None => by_format.push((fmt, vec![f])),
+                }
+            }
+            let split = by_format.len() > 1;
+            for (fmt, files) in by_format {
+                let dataset = if split {
+                    let ext = crate::formats::extension(Compression::split_path(&files[0].path).0)
+                        .unwrap_or(fmt);
+                    format!("{name}/**/*.{ext}")
+                } else {
+                    name.clone()
+                };
+                let schema = self
+                    .schema_of(&files)
+                    .await
+                    .map_err(|e| self.err(e, "discover"))?;
+                out.push(DatasetInfo {
+                    name: dataset,
+                    schema,
+                    primary_key: Vec::new(),
+                    row_estimate: None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn plan(&self, request: &ReadRequest, max_partitions: usize) -> Result<Vec<Partition>> {
+        let dataset = match &request.target {
+            ReadTarget::Dataset(d) => d.clone(),
+            ReadTarget::Query(_) => {
+                return Err(self.err(
+                    Error::unsupported("file sources read datasets (paths and globs), not queries"),
+                    "plan",
+                ));
+            }
+        };
+        let files = self
+            .files(&dataset)
+            .await
+            .map_err(|e| self.err(e, "plan"))?;
+        if files.is_empty() {
+            return Err(self.err(self.not_found(&dataset), "plan"));
+        }
+        let schema = self
+            .schema_of(&files)
+            .await
+            .map_err(|e| self.err(e, "plan"))?;
+        project_schema(&schema, request.projection.as_deref()).map_err(|e| self.err(e, "plan"))?;
+        if let Some(f) = &request.filter {
+            for c in f.columns() {
+                schema.index_of(c).map_err(|_| {
+                    self.err(
+                        Error::new(
+                            ErrorKind::InvalidInput,
+                            format!("filter names column {c:?}, which does not exist"),
+                        )
+                        .with_location(Location::file(self.root.display(&dataset)).with_column(c)),
+                        "plan",
+                    )
+                })?;
+            }
+        }
+        let groups = group(&files, max_partitions);
+        let count = groups.len();
+        groups
+            .into_iter()
+            .enumerate()
+            .map(|(index, files)| {
+                let spec = PartitionSpec {
+                    files,
+                    schema: schema.as_ref().clone(),
+                };
+                Ok(Partition {
+                    request: request.clone(),
+                    index,
+                    count,
+                    spec: serde_json::to_value(&spec).map_err(|e| {
+                        self.err(
+                            Error::internal(format!("cannot encode partition: {e}")),
+                            "plan",
+                        )
+                    })?,
+                    row_estimate: None,
+                })
+            })
+            .collect()
+    }
+
+    async fn read(&self, partition: Partition) -> Result<SendableRecordBatchStream> {
+        let spec: PartitionSpec = serde_json::from_value(partition.spec.clone()).map_err(|e| {
+            self.err(
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("not a partition of a file source: {e}"),
+                ),
+                "read",
+            )
+        })?;
+        let request = partition.request;
+        let plan_schema = Arc::new(spec.schema);
+        // The format decodes the projected columns plus those the filter needs.
+        let needed: Option<Vec<String>> = request.projection.as_ref().map(|p| {
+            let mut cols = p.clone();
+            if let Some(f) = &request.filter {
+                for c in f.columns() {
+                    if !cols.iter().any(|x| x == c) {
+                        cols.push(c.to_owned());
+                    }
+                }
+            }
+            cols
+        });
+        let inner_schema =
+            project_schema(&plan_schema, needed.as_deref()).map_err(|e| self.err(e, "read"))?;
+        let options = FormatReadOptions {
+            schema: Some(plan_schema.clone()),
+            projection: needed.clone(),
+            filter: request.filter.clone(),
+            limit: if request.filter.is_none() {
+                request.limit
+            } else {
+                None
+            },
+            batch_rows: request.batch_rows_or_default(),
+            bad_rows: self.options.bad_rows,
+            bad_row_log: self.options.bad_row_log.clone(),
+        };
+        let this = self.clone();
+        let want = inner_schema.clone();
+        let plan = plan_schema.clone();
+        let per_file = futures::stream::iter(spec.files).then(move |file| {
+            let this = this.clone();
+            let options = options.clone();
+            let want = want.clone();
+            let plan = plan.clone();
+            async move {
+                // Files open one after another: the next one only when the last is exhausted.
+                let (format, bytes) = this.open(&file)?;
+                let display = bytes.location().to_owned();
+                let stream = format.read(bytes, options).await?;
+                conform(&plan, &stream.schema(), &display)?;
+                Ok::<_, Error>(stream.map(move |b| reshape(&b?, &want, &display)))
+            }
+        });
+        let name = self.options.connector_name();
+        let batches = per_file
+            .try_flatten()
+            .map_err(move |e: Error| e.with_connector(name).with_operation("read"));
+        let stream = RecordBatchStreamAdapter::boxed(inner_schema, batches);
+        let pushed = Pushed {
+            // Without a filter the stream already has exactly the projected columns, in order.
+            projection: request.filter.is_none(),
+            filter: false,
+            limit: false,
+        };
+        apply(stream, &request, pushed).map_err(|e| self.err(e, "read"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_is_balanced_and_ordered() {
+        let g = group(&[1, 2, 3, 4, 5], 2);
+        assert_eq!(g, vec![vec![1, 2, 3], vec![4, 5]]);
+        assert_eq!(group(&[1, 2], 8).len(), 2);
+        assert_eq!(group::<i32>(&[], 4), vec![Vec::<i32>::new()]);
+    }
+
+    #[test]
+    fn globs() {
+        let g = compile_glob("data/*.csv").unwrap();
+        assert!(g.is_match("data/a.csv"));
+        assert!(!g.is_match("data/x/a.csv"));
+        assert!(compile_glob("**/*.csv").unwrap().is_match("a/b/c.csv"));
+        assert!(is_glob("a/*.csv") && !is_glob("a/b.csv"));
+    }
+}
