@@ -399,18 +399,17 @@ async fn produce(
 ) -> Result<()> {
     let index = partition.index;
     let what = format!("partition {index}");
-    let (mut stream, _slot) = match opened {
-        Some(opened) => opened,
-        None => {
-            let Ok(slot) = shared.slots.clone().acquire_owned().await else {
-                return Ok(());
-            };
-            if shared.limit_reached() {
-                shared.partitions_done.fetch_add(1, Ordering::SeqCst);
-                return Ok(());
-            }
-            (shared.source.read(partition).await?, slot)
+    let (mut stream, _slot) = if let Some(opened) = opened {
+        opened
+    } else {
+        let Ok(slot) = shared.slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        if shared.limit_reached() {
+            shared.partitions_done.fetch_add(1, Ordering::SeqCst);
+            return Ok(());
         }
+        (shared.source.read(partition).await?, slot)
     };
     if !same_columns(&stream.schema(), &shared.schema) {
         return Err(mismatch(&what, &shared.schema, &stream.schema()));
