@@ -399,7 +399,7 @@ async fn produce(
 ) -> Result<()> {
     let index = partition.index;
     let what = format!("partition {index}");
-    let (mut stream, _slot) = if let Some(opened) = opened {
+    let (stream, slot) = if let Some(opened) = opened {
         opened
     } else {
         let Ok(slot) = shared.slots.clone().acquire_owned().await else {
@@ -411,11 +411,24 @@ async fn produce(
         }
         (shared.source.read(partition).await?, slot)
     };
+    let result = pump(shared, tx, stream, &what).await;
+    // The stream (and whatever connection it holds) is gone before the next partition may start.
+    drop(slot);
+    result
+}
+
+/// Move one partition's batches into the queue; consumes (and so drops) the stream.
+async fn pump(
+    shared: &Shared,
+    tx: &mpsc::Sender<Message>,
+    mut stream: SendableRecordBatchStream,
+    what: &str,
+) -> Result<()> {
     if !same_columns(&stream.schema(), &shared.schema) {
-        return Err(mismatch(&what, &shared.schema, &stream.schema()));
+        return Err(mismatch(what, &shared.schema, &stream.schema()));
     }
     while let Some(batch) = stream.next().await {
-        let batch = conform(batch?, &shared.schema, &what)?;
+        let batch = conform(batch?, &shared.schema, what)?;
         let granted = shared.claim(batch.num_rows());
         if granted == 0 && batch.num_rows() > 0 {
             break;

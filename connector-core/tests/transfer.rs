@@ -777,3 +777,75 @@ async fn a_failing_partition_cancels_the_others() {
     );
     assert!(store.get("dst").is_none());
 }
+
+/// Counts partition streams open at once; each batch takes a millisecond.
+#[derive(Debug, Default)]
+struct Gauge {
+    inner: Option<Arc<dyn Source>>,
+    open: Arc<std::sync::atomic::AtomicIsize>,
+    peak: Arc<std::sync::atomic::AtomicIsize>,
+}
+
+#[async_trait]
+impl Source for Gauge {
+    fn name(&self) -> &'static str {
+        "gauge"
+    }
+    fn capabilities(&self) -> SourceCapabilities {
+        self.inner.as_ref().unwrap().capabilities()
+    }
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+    async fn discover(&self) -> Result<Vec<DatasetInfo>> {
+        self.inner.as_ref().unwrap().discover().await
+    }
+    async fn plan(&self, request: &ReadRequest, max_partitions: usize) -> Result<Vec<Partition>> {
+        self.inner
+            .as_ref()
+            .unwrap()
+            .plan(request, max_partitions)
+            .await
+    }
+    async fn read(&self, partition: Partition) -> Result<SendableRecordBatchStream> {
+        let now = self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.peak
+            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        let guard = Arc::new(AliveGuard(self.open.clone()));
+        let s = self.inner.as_ref().unwrap().read(partition).await?;
+        let schema = s.schema();
+        let slow = s.then(move |b| {
+            let _keep = guard.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                b
+            }
+        });
+        Ok(RecordBatchStreamAdapter::boxed(schema, slow))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_most_concurrency_partitions_are_read_at_once() {
+    let store = store_with(16_000, 250);
+    for concurrency in [1, 3] {
+        let gauge = Arc::new(Gauge {
+            inner: Some(Arc::new(store.source())),
+            ..Gauge::default()
+        });
+        let summary = transfer(
+            gauge.clone(),
+            ReadRequest::dataset("src"),
+            &store.sink(),
+            WriteRequest::overwrite("dst"),
+            TransferOptions::default()
+                .with_max_partitions(8)
+                .with_concurrency(concurrency),
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.rows_written, 16_000);
+        let peak = gauge.peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(peak, concurrency as isize, "concurrency {concurrency}");
+    }
+}
