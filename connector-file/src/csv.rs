@@ -367,6 +367,9 @@ impl CsvRead {
             offset: rec.offset,
             row,
         });
+        if self.positions.len() >= self.batch_rows {
+            self.decode_pending()?;
+        }
         Ok(())
     }
 
@@ -428,11 +431,7 @@ impl CsvRead {
             std::mem::replace(&mut self.splitter, Splitter::new(csv_core::Reader::new()));
         let r = splitter.push(chunk, &mut |rec| self.accept(&rec));
         self.splitter = splitter;
-        r?;
-        while self.positions.len() >= self.batch_rows {
-            self.decode_pending()?;
-        }
-        Ok(())
+        r
     }
 
     fn finish_input(&mut self) -> Result<()> {

@@ -9,6 +9,8 @@ pub mod excel;
 pub mod format;
 pub mod sql_insert;
 pub mod formats;
+#[cfg(feature = "json")]
+pub mod json;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod sink;
@@ -27,6 +29,8 @@ pub use format::{
 };
 pub use excel::{ExcelFormat, HeaderRow, SheetSelector};
 pub use formats::FormatRegistry;
+#[cfg(feature = "json")]
+pub use json::{JsonFormat, JsonLayout, JsonOptions};
 #[cfg(feature = "parquet")]
 pub use parquet::{ParquetFormat, ParquetOptions};
 pub use sink::FileSink;
@@ -42,6 +46,8 @@ pub fn default_formats() -> FormatRegistry {
     let mut r = FormatRegistry::new();
     #[cfg(feature = "csv")]
     r.register(std::sync::Arc::new(CsvFormat::default()));
+    #[cfg(feature = "json")]
+    r.register(std::sync::Arc::new(JsonFormat::default()));
     #[cfg(feature = "parquet")]
     r.register(std::sync::Arc::new(ParquetFormat::default()));
     r.register(std::sync::Arc::new(ExcelFormat::default()));
