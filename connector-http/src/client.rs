@@ -371,19 +371,82 @@ impl HttpClient {
             if started.elapsed() + delay > Duration::from_millis(self.retry.max_elapsed_ms) {
                 return Err(err.persist().with_context("attempts", attempt));
             }
-            tracing::warn!(connector = self.connector, url = %spec.display_url(), error = %err, ?delay, attempt, "retrying request");
+            tracing::warn!(connector = self.connector, url = %self.display_url(spec), error = %err, ?delay, attempt, "retrying request");
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// The query parameter that carries the API key, if the key goes in the query.
+    fn query_key_name(&self) -> Option<&str> {
+        match &self.auth {
+            Auth::ApiKey {
+                name,
+                location: ApiKeyLocation::Query,
+                ..
+            } => Some(name.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Every secret value this client sends, longest first, for redaction.
+    fn secrets(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = match &self.auth {
+            Auth::None => Vec::new(),
+            Auth::Bearer { token } => vec![token.expose()],
+            Auth::Basic { password, .. } => vec![password.expose()],
+            Auth::ApiKey { value, .. } => vec![value.expose()],
+            Auth::OAuth2ClientCredentials { client_secret, .. } => vec![client_secret.expose()],
+        };
+        v.retain(|s| !s.is_empty());
+        v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        v
+    }
+
+    /// `text` with every secret of this client (and a query API key's parameter value)
+    /// replaced by `***`: servers echo request URLs and headers into bodies and `Link` headers.
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in self.secrets() {
+            if out.contains(s) {
+                out = out.replace(s, "***");
+            }
+        }
+        out
+    }
+
+    /// The URL as shown in errors and logs: without a query API key (a next-page URL from the
+    /// server may echo it back) and without a password.
+    fn display_url(&self, spec: &RequestSpec) -> String {
+        let mut u = spec.url.clone();
+        if let Some(key) = self.query_key_name() {
+            strip_query_param(&mut u, key);
+        }
+        let shown = RequestSpec {
+            url: u,
+            query: spec
+                .query
+                .iter()
+                .filter(|(k, _)| Some(k.as_str()) != self.query_key_name())
+                .cloned()
+                .collect(),
+            ..spec.clone()
+        };
+        self.redact(&shown.display_url())
     }
 
     async fn send_once(&self, spec: &RequestSpec) -> Result<Response> {
         if let Some(r) = &self.rate {
             r.acquire().await;
         }
-        let display = spec.display_url();
+        let display = self.display_url(spec);
+        let mut url = spec.url.clone();
+        if let Some(key) = self.query_key_name() {
+            // A next-page URL that echoes the key must not send it twice.
+            strip_query_param(&mut url, key);
+        }
         let mut req = self
             .inner
-            .request(spec.method.clone(), spec.url.clone())
+            .request(spec.method.clone(), url)
             .headers(self.headers.clone());
         if !spec.query.is_empty() {
             req = req.query(&spec.query);
@@ -418,15 +481,16 @@ impl HttpClient {
         let resp = req
             .send()
             .await
-            .map_err(|e| transport_error(&e, &display))?;
+            .map_err(|e| transport_error(&e, &display, &|t| self.redact(t)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| transport_error(&e, &display))?;
+            .map_err(|e| transport_error(&e, &display, &|t| self.redact(t)))?;
         if !status.is_success() {
-            return Err(status_error(status, &headers, &body, &display));
+            let snippet = self.redact(&body_snippet(&body));
+            return Err(status_error(status, &headers, &snippet, &display));
         }
         Ok(Response {
             status,
@@ -466,15 +530,16 @@ impl HttpClient {
             .form(&form)
             .send()
             .await
-            .map_err(|e| transport_error(&e, token_url))?;
+            .map_err(|e| transport_error(&e, token_url, &|t| self.redact(t)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| transport_error(&e, token_url))?;
+            .map_err(|e| transport_error(&e, token_url, &|t| self.redact(t)))?;
         if !status.is_success() {
-            let mut e = status_error(status, &headers, &body, token_url);
+            let snippet = self.redact(&body_snippet(&body));
+            let mut e = status_error(status, &headers, &snippet, token_url);
             if matches!(e.kind(), ErrorKind::Query | ErrorKind::Permission)
                 && status.as_u16() == 400
             {
@@ -512,7 +577,31 @@ impl HttpClient {
     }
 }
 
-fn transport_error(e: &reqwest::Error, url: &str) -> Error {
+/// Remove every `name=…` pair from `url`'s query.
+fn strip_query_param(url: &mut url::Url, name: &str) {
+    if url.query_pairs().any(|(k, _)| k == name) {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != name)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+}
+
+/// The first 300 bytes of a body as one line of text.
+fn body_snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(300)])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+fn transport_error(e: &reqwest::Error, url: &str, redact: &dyn Fn(&str) -> String) -> Error {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
     } else if e.is_connect() {
@@ -529,6 +618,7 @@ fn transport_error(e: &reqwest::Error, url: &str) -> Error {
     if let Some(u) = e.url() {
         msg = msg.replace(u.as_str(), "<url>");
     }
+    let msg = redact(&msg);
     let mut err = Error::new(kind, msg).with_location(Location::url(url));
     if kind != ErrorKind::InvalidConfig {
         err = err.temporary();
@@ -548,12 +638,13 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(u64::try_from(delta).unwrap_or(0)))
 }
 
-fn status_error(status: reqwest::StatusCode, headers: &HeaderMap, body: &[u8], url: &str) -> Error {
+fn status_error(
+    status: reqwest::StatusCode,
+    headers: &HeaderMap,
+    snippet: &str,
+    url: &str,
+) -> Error {
     let code = status.as_u16();
-    let snippet: String = String::from_utf8_lossy(&body[..body.len().min(300)])
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
     let (kind, temporary) = match code {
         401 => (ErrorKind::Authentication, false),
         403 => (ErrorKind::Permission, false),
@@ -620,12 +711,12 @@ mod tests {
     fn statuses_map_to_kinds() {
         let h = HeaderMap::new();
         assert_eq!(
-            status_error(reqwest::StatusCode::UNAUTHORIZED, &h, b"", "u").kind(),
+            status_error(reqwest::StatusCode::UNAUTHORIZED, &h, "", "u").kind(),
             ErrorKind::Authentication
         );
         let mut h = HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("2"));
-        let e = status_error(reqwest::StatusCode::SERVICE_UNAVAILABLE, &h, b"busy", "u");
+        let e = status_error(reqwest::StatusCode::SERVICE_UNAVAILABLE, &h, "busy", "u");
         assert_eq!(e.kind(), ErrorKind::RateLimited);
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
         assert!(e.is_temporary());

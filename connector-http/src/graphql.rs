@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::client::{Auth, Body, ClientConfig, HttpClient, RequestSpec, RetryConfig};
-use crate::records::{infer_schema, records_at, to_batch};
+use crate::records::{KeyOrder, ResponseFormat, infer_schema, records_at, to_batch};
 
 const NAME: &str = "graphql";
 
@@ -199,6 +199,8 @@ impl std::fmt::Debug for GraphQL {
 
 struct GqlPage {
     records: Vec<Value>,
+    /// The raw response (shared), for the field order of the first page.
+    body: bytes::Bytes,
     url: String,
 }
 
@@ -266,7 +268,7 @@ impl GraphQL {
         &self,
         q: &QueryConfig,
         variables: &serde_json::Map<String, Value>,
-    ) -> Result<(Value, u64)> {
+    ) -> Result<(Value, u64, bytes::Bytes)> {
         let mut body = serde_json::json!({ "query": q.query, "variables": variables });
         if let Some(op) = &q.operation_name {
             body["operationName"] = Value::String(op.clone());
@@ -290,7 +292,7 @@ impl GraphQL {
             return Err(graphql_errors(errors, &resp.url, &q.name));
         }
         match doc.get("data") {
-            Some(d) if !d.is_null() => Ok((d.clone(), hasher.finish())),
+            Some(d) if !d.is_null() => Ok((d.clone(), hasher.finish(), resp.body.clone())),
             _ => Err(
                 Error::new(ErrorKind::Query, "the response has neither data nor errors")
                     .with_location(Location::url(&resp.url)),
@@ -342,7 +344,7 @@ impl GraphQL {
                     st.vars.insert(v.clone(), Value::from(*n));
                 }
             }
-            let (data, hash) = st.gql.execute(&st.q, &st.vars).await?;
+            let (data, hash, body) = st.gql.execute(&st.q, &st.vars).await?;
             let url = st.gql.url.to_string();
             let page_info = match &st.q.pagination {
                 GraphQLPagination::Relay { page_info, .. } => Some(data.pointer(page_info).cloned().ok_or_else(|| missing(page_info, &url))?),
@@ -378,7 +380,7 @@ impl GraphQL {
                 }
                 (GraphQLPagination::Relay { .. }, None) => st.done = true,
             }
-            Ok(Some((GqlPage { records, url }, st)))
+            Ok(Some((GqlPage { records, body, url }, st)))
         })
         .map_err(|e: Error| e.with_connector(NAME).with_operation("read"))
         .boxed()
@@ -394,17 +396,43 @@ impl GraphQL {
             Some(p) => p,
             None => GqlPage {
                 records: Vec::new(),
+                body: bytes::Bytes::new(),
                 url: self.url.to_string(),
             },
         };
+        self.stream(&q, first, pages, request)
+    }
+
+    /// The batch stream of `first` followed by `rest`.
+    fn stream(
+        &self,
+        q: &QueryConfig,
+        first: GqlPage,
+        rest: futures::stream::BoxStream<'static, Result<GqlPage>>,
+        request: &ReadRequest,
+    ) -> Result<SendableRecordBatchStream> {
         let schema: SchemaRef = match &q.schema {
             Some(s) => Arc::new(s.clone()),
-            None => infer_schema(&first.records, &first.url)
-                .map_err(|e| e.with_connector(NAME).with_operation("read"))?,
+            None => {
+                let inferred = infer_schema(&first.records, &first.url)
+                    .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
+                // Columns in the order of the query's selection, not serde_json's sorted keys.
+                let order = KeyOrder::from_body(
+                    &first.body,
+                    ResponseFormat::Json,
+                    &format!("/data{}", q.records),
+                );
+                let order = match (&order, &q.node) {
+                    (Some(o), Some(node)) => o.descend(node),
+                    (o, None) => o.as_ref(),
+                    (None, Some(_)) => None,
+                };
+                order.map_or(inferred.clone(), |o| o.apply(&inferred))
+            }
         };
         let s2 = schema.clone();
         let batches = futures::stream::once(futures::future::ready(Ok(first)))
-            .chain(pages)
+            .chain(rest)
             .map(move |p| {
                 let p = p?;
                 to_batch(&p.records, &s2, &p.url)
@@ -541,23 +569,41 @@ impl Source for GraphQL {
                 primary_key: Vec::new(),
             },
         };
-        let q = if matches!(request.target, ReadTarget::Query(_)) {
-            // Records are the value of the single top-level field.
-            let (data, _) = self
-                .execute(&q, &serde_json::Map::new())
-                .await
-                .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
-            let field = data
-                .as_object()
-                .and_then(|o| o.keys().next().cloned())
-                .unwrap_or_default();
-            QueryConfig {
-                records: format!("/{field}"),
-                ..q
-            }
-        } else {
-            q
+        if !matches!(request.target, ReadTarget::Query(_)) {
+            return self.open(q, &request).await;
+        }
+        // A native query runs once; its records are the value of its single top-level field.
+        let (data, _, body) = self
+            .execute(&q, &serde_json::Map::new())
+            .await
+            .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
+        let url = self.url.to_string();
+        let fields: Vec<String> = data
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let [field] = fields.as_slice() else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "a native query must select exactly one top-level field, this one selects {fields:?}; configure a query with `records` to pick one"
+                ),
+            )
+            .with_connector(NAME)
+            .with_operation("read")
+            .with_location(Location::url(&url)));
         };
-        self.open(q, &request).await
+        let q = QueryConfig {
+            records: format!("/{field}"),
+            ..q
+        };
+        let records = Self::rows_of(&q, data, &url)
+            .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
+        self.stream(
+            &q,
+            GqlPage { records, body, url },
+            futures::stream::empty().boxed(),
+            &request,
+        )
     }
 }

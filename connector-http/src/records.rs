@@ -223,3 +223,247 @@ pub fn csv_records(body: &[u8], url: &str) -> Result<Vec<Value>> {
         ),
     }
 }
+
+/// The order in which record fields appear in a response body.
+///
+/// `serde_json::Value` objects sort their keys, so a schema inferred from them would list
+/// columns alphabetically. The first page's body is read once more into this tree (keys in
+/// first-seen order, over every record and, for nested objects, every level) and the inferred
+/// schema is reordered to match the server's field order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyOrder {
+    keys: Vec<String>,
+    children: std::collections::HashMap<String, KeyOrder>,
+}
+
+/// A JSON value that keeps object keys in document order (scalars are not kept).
+enum Ordered {
+    Scalar,
+    Array(Vec<Ordered>),
+    Object(Vec<(String, Ordered)>),
+}
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_none<E>(self) -> std::result::Result<Ordered, E> {
+                Ok(Ordered::Scalar)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> std::result::Result<Ordered, D::Error> {
+                Ordered::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Ordered, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    v.push(x);
+                }
+                Ok(Ordered::Array(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Ordered, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, x)) = map.next_entry::<String, Ordered>()? {
+                    v.push((k, x));
+                }
+                Ok(Ordered::Object(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Ordered {
+    fn pointer(&self, pointer: &str) -> Option<&Ordered> {
+        if pointer.is_empty() || pointer == "/" {
+            return Some(self);
+        }
+        let mut at = self;
+        for token in pointer.strip_prefix('/')?.split('/') {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            at = match at {
+                Ordered::Object(kvs) => &kvs.iter().find(|(k, _)| *k == token)?.1,
+                Ordered::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+                Ordered::Scalar => return None,
+            };
+        }
+        Some(at)
+    }
+}
+
+impl KeyOrder {
+    fn merge(&mut self, v: &Ordered) {
+        match v {
+            Ordered::Object(kvs) => {
+                for (k, child) in kvs {
+                    if !self.keys.contains(k) {
+                        self.keys.push(k.clone());
+                    }
+                    self.children.entry(k.clone()).or_default().merge(child);
+                }
+            }
+            Ordered::Array(items) => items.iter().for_each(|i| self.merge(i)),
+            Ordered::Scalar => {}
+        }
+    }
+
+    /// The field order of the records in `body` (at `pointer` for JSON), or `None` if the body
+    /// cannot be read that way (the caller then keeps the inferred order).
+    #[must_use]
+    pub fn from_body(body: &[u8], format: ResponseFormat, pointer: &str) -> Option<Self> {
+        let mut order = Self::default();
+        match format {
+            ResponseFormat::Json => {
+                let doc: Ordered = serde_json::from_slice(body).ok()?;
+                order.merge(doc.pointer(pointer)?);
+            }
+            ResponseFormat::Ndjson => {
+                for line in body.split(|b| *b == b'\n') {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    order.merge(&serde_json::from_slice::<Ordered>(line).ok()?);
+                }
+            }
+            ResponseFormat::Csv => {
+                let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+                let (schema, _) = arrow::csv::reader::Format::default()
+                    .with_header(true)
+                    .infer_schema(std::io::Cursor::new(body), Some(1))
+                    .ok()?;
+                order.keys = schema.fields().iter().map(|f| f.name().clone()).collect();
+            }
+        }
+        Some(order)
+    }
+
+    /// The order below `pointer` (e.g. `/node` for Relay edges).
+    #[must_use]
+    pub fn descend(&self, pointer: &str) -> Option<&Self> {
+        let mut at = self;
+        for token in pointer.strip_prefix('/')?.split('/') {
+            at = at
+                .children
+                .get(&token.replace("~1", "/").replace("~0", "~"))?;
+        }
+        Some(at)
+    }
+
+    /// `schema` with its fields (and nested struct fields) in this order; fields the order
+    /// does not know keep their relative order after the known ones.
+    #[must_use]
+    pub fn apply(&self, schema: &arrow::datatypes::Schema) -> SchemaRef {
+        Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            self.fields(schema.fields()),
+            schema.metadata().clone(),
+        ))
+    }
+
+    fn fields(&self, fields: &arrow::datatypes::Fields) -> arrow::datatypes::Fields {
+        let mut v: Vec<arrow::datatypes::FieldRef> = fields.iter().cloned().collect();
+        v.sort_by_key(|f| {
+            self.keys
+                .iter()
+                .position(|k| k == f.name())
+                .unwrap_or(usize::MAX)
+        });
+        v.into_iter()
+            .map(|f| {
+                let child = self.children.get(f.name());
+                match child {
+                    Some(c) => Arc::new(
+                        f.as_ref()
+                            .clone()
+                            .with_data_type(c.data_type(f.data_type())),
+                    ),
+                    None => f,
+                }
+            })
+            .collect()
+    }
+
+    fn data_type(&self, dt: &arrow::datatypes::DataType) -> arrow::datatypes::DataType {
+        use arrow::datatypes::DataType as D;
+        match dt {
+            D::Struct(fs) => D::Struct(self.fields(fs)),
+            D::List(f) => D::List(Arc::new(
+                f.as_ref()
+                    .clone()
+                    .with_data_type(self.data_type(f.data_type())),
+            )),
+            D::LargeList(f) => D::LargeList(Arc::new(
+                f.as_ref()
+                    .clone()
+                    .with_data_type(self.data_type(f.data_type())),
+            )),
+            other => other.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn inferred_schema_follows_the_body_order() {
+        let body = br#"{"data":[{"zeta":1,"alpha":{"y":1,"b":2},"mid":[{"q":1,"a":2}]},{"new":true,"zeta":2}]}"#;
+        let recs = extract_records(body, ResponseFormat::Json, "/data", "u").unwrap();
+        let schema = infer_schema(&recs, "u").unwrap();
+        let ordered = KeyOrder::from_body(body, ResponseFormat::Json, "/data")
+            .unwrap()
+            .apply(&schema);
+        let names: Vec<&str> = ordered.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha", "mid", "new"]);
+        let arrow::datatypes::DataType::Struct(inner) = ordered.field(1).data_type() else {
+            panic!("struct expected");
+        };
+        assert_eq!(
+            inner.iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+            ["y", "b"]
+        );
+        let arrow::datatypes::DataType::List(item) = ordered.field(2).data_type() else {
+            panic!("list expected");
+        };
+        let arrow::datatypes::DataType::Struct(inner) = item.data_type() else {
+            panic!("list of struct expected");
+        };
+        assert_eq!(
+            inner.iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+            ["q", "a"]
+        );
+        // The batch decodes with the reordered schema.
+        let b = to_batch(&recs, &ordered, "u").unwrap();
+        assert_eq!(b.num_rows(), 2);
+    }
+}

@@ -40,7 +40,7 @@ use crate::client::{
     ApiKeyLocation, Auth, Body, ClientConfig, HttpClient, RequestSpec, Response, RetryConfig,
 };
 use crate::records::{
-    ResponseFormat, extract_records, infer_schema, records_at, to_batch, value_as_cursor,
+    KeyOrder, ResponseFormat, extract_records, infer_schema, records_at, to_batch, value_as_cursor,
 };
 
 const NAME: &str = "rest";
@@ -478,8 +478,9 @@ impl Rest {
         &self,
         ep: &Endpoint,
         request: &ReadRequest,
+        op: &'static str,
     ) -> Result<SendableRecordBatchStream> {
-        let url = self.url_for(&ep.path, "read")?;
+        let url = self.url_for(&ep.path, op)?;
         let mut base_query: Vec<(String, String)> = ep
             .params
             .iter()
@@ -490,21 +491,41 @@ impl Rest {
         {
             base_query.push((inc.param.clone(), v));
         }
-        let pager = Pager {
+        let mut pager = Pager {
             rest: self.clone(),
             ep: Arc::new(ep.clone()),
             url,
             base_query,
+            page_cap: ep.max_pages,
+            op,
         };
-        let first_req = pager.first_request();
-        let first = pager.fetch(first_req.clone()).await?;
+        // Without a filter, a limit caps the pages to fetch when the page size is fixed.
+        let limit_cap = match (request.limit, &request.filter, pager.page_size()) {
+            (Some(limit), None, Some(size)) if size > 0 => {
+                Some((limit as u64).div_ceil(size).max(1))
+            }
+            _ => None,
+        };
+        pager.page_cap = match (pager.page_cap, limit_cap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let first = pager.fetch(pager.first_request()).await?;
         let schema: SchemaRef = match &ep.schema {
             Some(s) => Arc::new(s.clone()),
-            None => infer_schema(&first.records, &first.url)
-                .map_err(|e| e.with_connector(NAME).with_operation("read"))?,
+            None => {
+                let inferred = infer_schema(&first.records, &first.url)
+                    .map_err(|e| e.with_connector(NAME).with_operation(op))?;
+                // Columns in the server's field order, not serde_json's sorted key order.
+                match KeyOrder::from_body(&first.body, ep.format, &ep.records) {
+                    Some(order) => order.apply(&inferred),
+                    None => inferred,
+                }
+            }
         };
-        let tracker = CursorTracker::new(self.clone(), ep);
-        let pages = pager.pages(first, first_req);
+        // A limited read is partial: it must not move the incremental cursor.
+        let tracker = CursorTracker::new(self.clone(), ep, request.limit.is_none());
+        let pages = pager.pages(first);
         let schema2 = schema.clone();
         let batches = pages.map(move |page| {
             let page = page?;
@@ -513,7 +534,7 @@ impl Rest {
                 tracker.commit();
             }
             to_batch(&page.records, &schema2, &page.url)
-                .map_err(|e| e.with_connector(NAME).with_operation("read"))
+                .map_err(|e| e.with_connector(NAME).with_operation(op))
         });
         let stream = connector_core::RecordBatchStreamAdapter::boxed(
             schema,
@@ -521,7 +542,7 @@ impl Rest {
         );
         apply(stream, request, Pushed::NONE).map_err(|e| {
             e.with_connector(NAME)
-                .with_operation("read")
+                .with_operation(op)
                 .with_location(Location::table(&ep.name))
         })
     }
@@ -536,11 +557,15 @@ struct CursorTracker {
 }
 
 impl CursorTracker {
-    fn new(rest: Rest, ep: &Endpoint) -> Self {
+    fn new(rest: Rest, ep: &Endpoint, complete_read: bool) -> Self {
         Self {
             rest,
             endpoint: ep.name.clone(),
-            field: ep.incremental.as_ref().map(|i| i.field.clone()),
+            field: ep
+                .incremental
+                .as_ref()
+                .filter(|_| complete_read)
+                .map(|i| i.field.clone()),
             max: Mutex::new(None),
         }
     }
@@ -584,6 +609,8 @@ fn cursor_greater(a: &Value, b: &Value) -> bool {
 /// One fetched page.
 struct Page {
     records: Vec<Value>,
+    /// The raw body (shared, not copied), for the field order of the first page.
+    body: bytes::Bytes,
     url: String,
     next: Option<RequestSpec>,
     total: Option<u64>,
@@ -600,6 +627,10 @@ struct Pager {
     ep: Arc<Endpoint>,
     url: url::Url,
     base_query: Vec<(String, String)>,
+    /// Fetch at most this many pages (`max_pages`, or what a limit needs).
+    page_cap: Option<u64>,
+    /// The operation errors name (`read`, `check`, `discover`).
+    op: &'static str,
 }
 
 impl Pager {
@@ -672,12 +703,12 @@ impl Pager {
             .rest
             .shared
             .client
-            .send(&spec, "read")
+            .send(&spec, self.op)
             .await
             .map_err(|e| e.with_location(Location::table(&self.ep.name)))?;
         self.parse(&spec, &resp).map_err(|e| {
             e.with_connector(NAME)
-                .with_operation("read")
+                .with_operation(self.op)
                 .with_location(Location::table(&self.ep.name))
         })
     }
@@ -789,6 +820,7 @@ impl Pager {
         };
         Ok(Page {
             records,
+            body: resp.body.clone(),
             url,
             next,
             total,
@@ -799,11 +831,7 @@ impl Pager {
     }
 
     /// The stream of pages, starting with the already fetched `first`.
-    fn pages(
-        self,
-        first: Page,
-        first_req: RequestSpec,
-    ) -> futures::stream::BoxStream<'static, Result<Page>> {
+    fn pages(self, first: Page) -> futures::stream::BoxStream<'static, Result<Page>> {
         let numbered = matches!(
             self.ep.pagination,
             Pagination::PageNumber { .. } | Pagination::OffsetLimit { .. }
@@ -818,7 +846,7 @@ impl Pager {
         {
             return self.concurrent(first, total, size);
         }
-        self.sequential(first, first_req)
+        self.sequential(first)
     }
 
     fn concurrent(
@@ -828,7 +856,7 @@ impl Pager {
         size: u64,
     ) -> futures::stream::BoxStream<'static, Result<Page>> {
         let pages = total.div_ceil(size).max(1);
-        let pages = self.ep.max_pages.map_or(pages, |m| pages.min(m.max(1)));
+        let pages = self.page_cap.map_or(pages, |m| pages.min(m.max(1)));
         let first_hash = first.hash;
         first.last = pages == 1 || first.records.is_empty();
         let concurrency = self.ep.concurrency;
@@ -841,7 +869,7 @@ impl Pager {
                     let mut p = this.fetch(req).await?;
                     p.last = i + 1 == pages;
                     if p.hash == first_hash && !p.records.is_empty() {
-                        return Err(loop_error(&p.url, i, 0));
+                        return Err(loop_error(&p.url, i, 0, this.op));
                     }
                     Ok(p)
                 }
@@ -856,42 +884,41 @@ impl Pager {
         }
     }
 
-    fn sequential(
-        self,
-        first: Page,
-        first_req: RequestSpec,
-    ) -> futures::stream::BoxStream<'static, Result<Page>> {
+    /// Pages one after another. Each page is yielded as soon as it arrived; the next one is
+    /// requested only when the consumer asks for it, so a limit or a dropped stream stops the
+    /// requests at once.
+    fn sequential(self, first: Page) -> futures::stream::BoxStream<'static, Result<Page>> {
         struct State {
             pager: Pager,
             pending: Option<Page>,
+            next: Option<RequestSpec>,
             index: u64,
             rows: u64,
             hashes: BTreeMap<u64, u64>,
             keys: HashSet<String>,
-            done: bool,
         }
-        let _ = first_req;
         let state = State {
             pager: self,
             pending: Some(first),
+            next: None,
             index: 0,
             rows: 0,
             hashes: BTreeMap::new(),
             keys: HashSet::new(),
-            done: false,
         };
         futures::stream::try_unfold(state, |mut st| async move {
-            if st.done {
-                return Ok(None);
-            }
-            let mut page = match st.pending.take() {
-                Some(p) => p,
-                None => return Ok(None),
+            let mut page = match (st.pending.take(), st.next.take()) {
+                (Some(p), _) => p,
+                (None, Some(req)) => {
+                    st.index += 1;
+                    st.pager.fetch(req).await?
+                }
+                (None, None) => return Ok(None),
             };
             if !page.records.is_empty()
                 && let Some(prev) = st.hashes.insert(page.hash, st.index)
             {
-                return Err(loop_error(&page.url, st.index, prev));
+                return Err(loop_error(&page.url, st.index, prev, st.pager.op));
             }
             st.rows += page.records.len() as u64;
             let ep = &st.pager.ep;
@@ -900,59 +927,53 @@ impl Pager {
                 .page_size()
                 .is_some_and(|s| (page.records.len() as u64) < s);
             let reached_total = page.total.is_some_and(|t| st.rows >= t);
-            let capped = ep.max_pages.is_some_and(|m| st.index + 1 >= m);
-            let next =
-                if page.records.is_empty() || reached_total || capped {
-                    None
-                } else {
-                    match &ep.pagination {
-                        Pagination::None => None,
-                        Pagination::PageNumber { .. } | Pagination::OffsetLimit { .. } => {
-                            if short {
-                                None
-                            } else {
-                                Some(st.pager.request(
-                                    st.pager.url.clone(),
-                                    st.pager.page_params(st.index + 1),
-                                ))
-                            }
-                        }
-                        _ => {
-                            if let Some(k) = &page.next_key
-                                && !st.keys.insert(k.clone())
-                            {
-                                return Err(Error::new(
-                                    ErrorKind::InvalidInput,
-                                    format!("pagination loop: the server handed out {k:?} twice"),
-                                )
-                                .with_connector(NAME)
-                                .with_operation("read")
-                                .with_location(Location::url(&page.url)));
-                            }
-                            page.next.take()
+            let capped = st.pager.page_cap.is_some_and(|m| st.index + 1 >= m);
+            st.next = if page.records.is_empty() || reached_total || capped {
+                None
+            } else {
+                match &ep.pagination {
+                    Pagination::None => None,
+                    Pagination::PageNumber { .. } | Pagination::OffsetLimit { .. } => {
+                        if short {
+                            None
+                        } else {
+                            Some(st.pager.request(
+                                st.pager.url.clone(),
+                                st.pager.page_params(st.index + 1),
+                            ))
                         }
                     }
-                };
-            match next {
-                Some(req) => {
-                    st.index += 1;
-                    st.pending = Some(st.pager.fetch(req).await?);
+                    _ => {
+                        if let Some(k) = &page.next_key
+                            && !st.keys.insert(k.clone())
+                        {
+                            return Err(Error::new(
+                                ErrorKind::InvalidInput,
+                                format!(
+                                    "pagination loop: the server handed out the same {} twice after page {}; stopping instead of looping",
+                                    if matches!(ep.pagination, Pagination::Cursor { .. }) { "cursor" } else { "next URL" },
+                                    st.index
+                                ),
+                            )
+                            .with_connector(NAME)
+                            .with_operation(st.pager.op)
+                            .with_location(Location::url(&page.url)));
+                        }
+                        page.next.take()
+                    }
                 }
-                None => {
-                    page.last = true;
-                    st.done = true;
-                }
-            }
+            };
+            page.last = st.next.is_none();
             Ok(Some((page, st)))
         })
         .boxed()
     }
 }
 
-fn loop_error(url: &str, page: u64, same_as: u64) -> Error {
+fn loop_error(url: &str, page: u64, same_as: u64, op: &'static str) -> Error {
     Error::new(ErrorKind::InvalidInput, format!("pagination loop: page {page} repeats page {same_as}; stopping instead of duplicating rows"))
         .with_connector(NAME)
-        .with_operation("read")
+        .with_operation(op)
         .with_location(Location::url(url))
 }
 
@@ -1000,7 +1021,13 @@ impl Source for Rest {
                     rest: self.clone(),
                     ep: Arc::new(ep.clone()),
                     url: self.url_for(&ep.path, "check")?,
-                    base_query: Vec::new(),
+                    base_query: ep
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    page_cap: Some(1),
+                    op: "check",
                 };
                 pager
                     .fetch(pager.first_request())
@@ -1021,9 +1048,12 @@ impl Source for Rest {
             let schema = match &ep.schema {
                 Some(s) => Arc::new(s.clone()),
                 None => self
-                    .open(ep, &ReadRequest::dataset(&ep.name).with_limit(1))
-                    .await
-                    .map_err(|e| e.with_operation("discover"))?
+                    .open(
+                        ep,
+                        &ReadRequest::dataset(&ep.name).with_limit(1),
+                        "discover",
+                    )
+                    .await?
                     .schema(),
             };
             out.push(DatasetInfo {
@@ -1060,7 +1090,7 @@ impl Source for Rest {
             );
         };
         let ep = self.endpoint(name, "read")?.clone();
-        self.open(&ep, &request).await
+        self.open(&ep, &request, "read").await
     }
 }
 

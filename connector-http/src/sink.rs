@@ -92,13 +92,20 @@ pub async fn write(
             let b = b?;
             let first_row = next_row;
             next_row += b.num_rows() as u64;
-            let mut bodies =
-                encode(&b, format).map_err(|e| e.with_connector(NAME).with_operation("write"))?;
+            let bytes = encode(&b, format)
+                .map_err(|e| e.with_connector(NAME).with_operation("write"))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Error::internal("a non-empty chunk encoded to no request body")
+                        .with_connector(NAME)
+                        .with_operation("write")
+                })?;
             let body = match format {
                 SinkFormat::JsonArray | SinkFormat::Object => {
-                    Body::Bytes(bodies.remove(0), "application/json")
+                    Body::Bytes(bytes, "application/json")
                 }
-                SinkFormat::Ndjson => Body::Bytes(bodies.remove(0), "application/x-ndjson"),
+                SinkFormat::Ndjson => Body::Bytes(bytes, "application/x-ndjson"),
             };
             Ok(Chunk {
                 first_row,
@@ -111,7 +118,14 @@ pub async fn write(
         WriteMethod::Put => reqwest::Method::PUT,
     };
     let idempotent = config.idempotent;
+    // After a failure with `on_error = fail`, no new request starts, but the requests already
+    // in flight finish and are counted: the report must say exactly which rows were accepted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_reader = stop.clone();
     let sent = chunks
+        .take_while(move |_| {
+            futures::future::ready(!stop_reader.load(std::sync::atomic::Ordering::SeqCst))
+        })
         .map(|chunk: Result<Chunk>| {
             let client = client.clone();
             let url = url.clone();
@@ -140,7 +154,7 @@ pub async fn write(
             Err(e) => {
                 failures.push((first, rows, e));
                 if config.on_error == OnBatchError::Fail {
-                    break;
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
             }
         }
