@@ -1,6 +1,6 @@
 //! The connector-core conformance cases that apply to the REST connector, over HTTP against an
 //! in-process collection server (json-server cannot create collections, and every case writes
-//! ids 0..200 into a fresh target): the REST sink POSTs JSON arrays into `/c/<name>`, the REST
+//! ids 0..200 into a fresh target): the REST sink POSTs NDJSON batches into `/c/<name>`, the REST
 //! source reads them back with page-number pagination, and projection, filter and limit are
 //! applied locally through `residual::apply`. The server requires a bearer token, so the
 //! bad-credentials case runs too.
@@ -20,7 +20,8 @@ use axum::routing::get;
 use connector_core::testkit::{self, Harness, Outcome};
 use serde_json::{Value, json};
 
-type Store = Arc<Mutex<HashMap<String, Vec<Value>>>>;
+/// Records per collection, each kept as the JSON text it arrived as (so field order survives).
+type Store = Arc<Mutex<HashMap<String, Vec<String>>>>;
 
 fn authorized(h: &HeaderMap) -> bool {
     h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer good-token")
@@ -46,11 +47,16 @@ fn collection_server(store: Store) -> Router {
                         return (StatusCode::NOT_FOUND, "{}").into_response();
                     };
                     let start = (page.max(1) - 1) * limit;
-                    let slice: Vec<Value> = rows.iter().skip(start).take(limit).cloned().collect();
+                    let slice: Vec<&str> = rows
+                        .iter()
+                        .skip(start)
+                        .take(limit)
+                        .map(String::as_str)
+                        .collect();
                     (
                         StatusCode::OK,
                         [("x-total-count", rows.len().to_string())],
-                        Value::Array(slice).to_string(),
+                        format!("[{}]", slice.join(",")),
                     )
                         .into_response()
                 }
@@ -62,10 +68,19 @@ fn collection_server(store: Store) -> Router {
                 if !authorized(&h) {
                     return StatusCode::UNAUTHORIZED.into_response();
                 }
-                let Ok(Value::Array(rows)) = serde_json::from_slice::<Value>(&body) else {
-                    return (StatusCode::BAD_REQUEST, "expected a JSON array").into_response();
-                };
-                store.lock().unwrap().entry(name).or_default().extend(rows);
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let lines: Vec<String> = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if lines
+                    .iter()
+                    .any(|l| !matches!(serde_json::from_str::<Value>(l), Ok(Value::Object(_))))
+                {
+                    return (StatusCode::BAD_REQUEST, "expected NDJSON objects").into_response();
+                }
+                store.lock().unwrap().entry(name).or_default().extend(lines);
                 StatusCode::CREATED.into_response()
             }
         }),
@@ -87,7 +102,7 @@ fn connector(url: &str, token: &str) -> connector_http::Rest {
         "base_url": format!("{url}/c/"),
         "auth": {"type": "bearer", "token": token},
         "endpoints": endpoints,
-        "sink": {"format": "json_array", "batch_size": 64, "concurrency": 2}
+        "sink": {"format": "ndjson", "batch_size": 64, "concurrency": 2}
     }))
 }
 
