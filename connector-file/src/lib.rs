@@ -6,6 +6,7 @@ pub mod compression;
 #[cfg(feature = "csv")]
 pub mod csv;
 pub mod excel;
+pub mod factory;
 pub mod format;
 pub mod sql_insert;
 pub mod formats;
@@ -55,4 +56,15 @@ pub fn default_formats() -> FormatRegistry {
     r.register(std::sync::Arc::new(SqlInsertFormat::default()));
     r.register(std::sync::Arc::new(XmlFormat::default()));
     r
+}
+
+/// Register every connector kind this build includes (`csv`, `json`, `parquet`, …). Each kind
+/// adds its line here.
+pub fn register_all(registry: &mut connector_core::registry::Registry) {
+    #[cfg(feature = "csv")]
+    registry.register(factory::CsvFactory::default());
+    #[cfg(feature = "json")]
+    registry.register(factory::JsonFactory::default());
+    #[cfg(feature = "parquet")]
+    registry.register(factory::ParquetFactory::default());
 }
