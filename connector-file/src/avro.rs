@@ -26,7 +26,9 @@ use arrow_avro::writer::WriterBuilder;
 use arrow_avro::writer::format::AvroOcfFormat;
 use async_trait::async_trait;
 use bytes::Bytes;
-use connector_core::{Error, ErrorKind, Location, RecordBatchStreamAdapter, Result, SendableRecordBatchStream};
+use connector_core::{
+    Error, ErrorKind, Location, RecordBatchStreamAdapter, Result, SendableRecordBatchStream,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::format::{ByteSource, FileFormat, FormatReadOptions, FormatWriter};
@@ -36,7 +38,9 @@ const MAGIC: &[u8] = b"Obj\x01";
 const SYNC_LEN: usize = 16;
 
 /// Block compression of written files.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AvroCompression {
     /// No compression.
@@ -103,9 +107,16 @@ impl Framing<'_> {
 /// every block up to the end of the file.
 fn check_framing(file: &str, data: &[u8]) -> Result<()> {
     if !data.starts_with(MAGIC) {
-        return Err(decode_error(file, Some(0), "not an Avro object container file (bad magic)"));
+        return Err(decode_error(
+            file,
+            Some(0),
+            "not an Avro object container file (bad magic)",
+        ));
     }
-    let mut f = Framing { data, pos: MAGIC.len() };
+    let mut f = Framing {
+        data,
+        pos: MAGIC.len(),
+    };
     let truncated_header = || decode_error(file, Some(0), "truncated or corrupt Avro header");
     loop {
         let count = f.long().ok_or_else(truncated_header)?;
@@ -123,17 +134,27 @@ fn check_framing(file: &str, data: &[u8]) -> Result<()> {
             f.skip(v).ok_or_else(truncated_header)?;
         }
     }
-    let sync: [u8; SYNC_LEN] = f.skip(SYNC_LEN).and_then(|s| s.try_into().ok()).ok_or_else(truncated_header)?;
+    let sync: [u8; SYNC_LEN] = f
+        .skip(SYNC_LEN)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(truncated_header)?;
     while f.pos < data.len() {
         let start = f.pos as u64;
-        let bad = |what: &str| decode_error(file, Some(start), format!("truncated or corrupt Avro block: {what}"));
+        let bad = |what: &str| {
+            decode_error(
+                file,
+                Some(start),
+                format!("truncated or corrupt Avro block: {what}"),
+            )
+        };
         let count = f.long().ok_or_else(|| bad("bad row count"))?;
         if count < 0 {
             return Err(bad("negative row count"));
         }
         let size = f.len().ok_or_else(|| bad("bad size"))?;
         let left = data.len() - f.pos;
-        f.skip(size).ok_or_else(|| bad(&format!("{size} bytes announced, {left} left")))?;
+        f.skip(size)
+            .ok_or_else(|| bad(&format!("{size} bytes announced, {left} left")))?;
         let marker = f.skip(SYNC_LEN).ok_or_else(|| bad("missing sync marker"))?;
         if marker != sync {
             return Err(bad("sync marker does not match the header's"));
@@ -143,7 +164,11 @@ fn check_framing(file: &str, data: &[u8]) -> Result<()> {
 }
 
 impl AvroFormat {
-    fn reader(file: &str, data: Bytes, batch_rows: usize) -> Result<arrow_avro::reader::Reader<Cursor<Bytes>>> {
+    fn reader(
+        file: &str,
+        data: Bytes,
+        batch_rows: usize,
+    ) -> Result<arrow_avro::reader::Reader<Cursor<Bytes>>> {
         check_framing(file, &data)?;
         ReaderBuilder::new()
             .with_batch_size(batch_rows.max(1))
@@ -169,11 +194,19 @@ impl FileFormat for AvroFormat {
         Ok(reader.schema())
     }
 
-    async fn read(&self, input: Arc<dyn ByteSource>, options: FormatReadOptions) -> Result<SendableRecordBatchStream> {
+    async fn read(
+        &self,
+        input: Arc<dyn ByteSource>,
+        options: FormatReadOptions,
+    ) -> Result<SendableRecordBatchStream> {
         let during = |e: Error| e.with_connector(NAME).with_operation("read");
         let data = input.get_all().await.map_err(during)?;
         let file = input.location().to_owned();
-        let batch_rows = if options.batch_rows == 0 { 8192 } else { options.batch_rows };
+        let batch_rows = if options.batch_rows == 0 {
+            8192
+        } else {
+            options.batch_rows
+        };
         let reader = Self::reader(&file, data, batch_rows).map_err(during)?;
         let schema = reader.schema();
         if let Some(wanted) = &options.schema
@@ -201,7 +234,11 @@ impl FileFormat for AvroFormat {
                 }
                 Err(e) => {
                     failed = true;
-                    Some(Err(during(decode_error(&file, None, format!("corrupt Avro data: {e}")))))
+                    Some(Err(during(decode_error(
+                        &file,
+                        None,
+                        format!("corrupt Avro data: {e}"),
+                    ))))
                 }
             }
         });
@@ -221,9 +258,12 @@ impl FileFormat for AvroFormat {
             .with_compression(codec)
             .build::<_, AvroOcfFormat>(buf.clone())
             .map_err(|e| {
-                Error::new(ErrorKind::Unsupported, format!("cannot write this schema as Avro: {e}"))
-                    .with_connector(NAME)
-                    .with_operation("write")
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!("cannot write this schema as Avro: {e}"),
+                )
+                .with_connector(NAME)
+                .with_operation("write")
             })?;
         Ok(Box::new(AvroFileWriter { writer, buf }))
     }
@@ -241,7 +281,10 @@ impl SharedBuf {
 
 impl Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -261,9 +304,12 @@ impl FormatWriter for AvroFileWriter {
             return Ok(());
         }
         self.writer.write(batch).map_err(|e| {
-            Error::new(ErrorKind::SchemaMismatch, format!("cannot encode the batch as Avro: {e}"))
-                .with_connector(NAME)
-                .with_operation("write")
+            Error::new(
+                ErrorKind::SchemaMismatch,
+                format!("cannot encode the batch as Avro: {e}"),
+            )
+            .with_connector(NAME)
+            .with_operation("write")
         })
     }
 
@@ -273,7 +319,9 @@ impl FormatWriter for AvroFileWriter {
 
     fn finish(mut self: Box<Self>) -> Result<Bytes> {
         self.writer.finish().map_err(|e| {
-            Error::new(ErrorKind::Io, format!("cannot finish the Avro file: {e}")).with_connector(NAME).with_operation("write")
+            Error::new(ErrorKind::Io, format!("cannot finish the Avro file: {e}"))
+                .with_connector(NAME)
+                .with_operation("write")
         })?;
         Ok(Bytes::from(self.buf.take()))
     }
@@ -285,7 +333,10 @@ mod tests {
 
     #[test]
     fn zigzag_longs() {
-        let mut f = Framing { data: &[0x00, 0x01, 0x02, 0x7f, 0x80, 0x01], pos: 0 };
+        let mut f = Framing {
+            data: &[0x00, 0x01, 0x02, 0x7f, 0x80, 0x01],
+            pos: 0,
+        };
         assert_eq!(f.long(), Some(0));
         assert_eq!(f.long(), Some(-1));
         assert_eq!(f.long(), Some(1));

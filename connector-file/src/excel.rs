@@ -44,8 +44,8 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringArray,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::compute::{CastOptions, cast, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -54,7 +54,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use calamine::{Data, Reader as _, Sheets};
 use chrono::{NaiveDate, NaiveDateTime};
-use connector_core::{Error, ErrorKind, Location, RecordBatchStreamAdapter, Result, SendableRecordBatchStream};
+use connector_core::{
+    Error, ErrorKind, Location, RecordBatchStreamAdapter, Result, SendableRecordBatchStream,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::format::{BadRows, ByteSource, FileFormat, FormatReadOptions, FormatWriter};
@@ -89,7 +91,9 @@ impl Default for SheetSelector {
 }
 
 /// Where the column names are.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderRow {
     /// The first non-empty row of the sheet holds the names; data follows it.
@@ -154,20 +158,29 @@ impl ExcelFormat {
         let names = sheets.sheet_names();
         let name = match &self.sheet {
             SheetSelector::Name(n) => names.iter().find(|s| *s == n).cloned().ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, format!("no sheet named '{n}'; the workbook has {names:?}"))
-                    .with_location(Location::file(location))
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("no sheet named '{n}'; the workbook has {names:?}"),
+                )
+                .with_location(Location::file(location))
             })?,
             SheetSelector::Index(i) => names.get(*i).cloned().ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
-                    format!("no sheet at index {i}; the workbook has {} sheets: {names:?}", names.len()),
+                    format!(
+                        "no sheet at index {i}; the workbook has {} sheets: {names:?}",
+                        names.len()
+                    ),
                 )
                 .with_location(Location::file(location))
             })?,
         };
         let range = sheets.worksheet_range(&name).map_err(|e| {
-            Error::new(ErrorKind::Decode, format!("cannot read sheet '{name}': {e}"))
-                .with_location(Location::file(location).with_table(&name))
+            Error::new(
+                ErrorKind::Decode,
+                format!("cannot read sheet '{name}': {e}"),
+            )
+            .with_location(Location::file(location).with_table(&name))
         })?;
         Ok(SheetData::new(location, name, &range, self.header))
     }
@@ -177,7 +190,11 @@ impl ExcelFormat {
 fn open_workbook(location: &str, data: Bytes) -> Result<Sheets<Cursor<Bytes>>> {
     let loc = || Location::file(location);
     let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Error::new(ErrorKind::Decode, format!("not a readable {what} workbook: {e}")).with_location(loc())
+        Error::new(
+            ErrorKind::Decode,
+            format!("not a readable {what} workbook: {e}"),
+        )
+        .with_location(loc())
     };
     if data.starts_with(OLE_MAGIC) {
         return calamine::open_workbook_from_rs(Cursor::new(data))
@@ -191,10 +208,18 @@ fn open_workbook(location: &str, data: Bytes) -> Result<Sheets<Cursor<Bytes>>> {
         )
         .with_location(loc()));
     }
-    let ext = location.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+    let ext = location
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match ext.as_str() {
-        "ods" => calamine::open_workbook_from_rs(Cursor::new(data)).map(Sheets::Ods).map_err(|e| fail("ods", &e)),
-        "xlsb" => calamine::open_workbook_from_rs(Cursor::new(data)).map(Sheets::Xlsb).map_err(|e| fail("xlsb", &e)),
+        "ods" => calamine::open_workbook_from_rs(Cursor::new(data))
+            .map(Sheets::Ods)
+            .map_err(|e| fail("ods", &e)),
+        "xlsb" => calamine::open_workbook_from_rs(Cursor::new(data))
+            .map(Sheets::Xlsb)
+            .map_err(|e| fail("xlsb", &e)),
         _ => match calamine::open_workbook_from_rs(Cursor::new(data.clone())) {
             Ok(x) => Ok(Sheets::Xlsx(x)),
             Err(xlsx_err) => {
@@ -239,18 +264,30 @@ impl SheetData {
             }
             HeaderRow::At(n) => {
                 let abs = n.saturating_sub(1);
-                let cells = all.iter().position(|(r, _)| *r == abs).map(|p| all[p].1.clone());
+                let cells = all
+                    .iter()
+                    .position(|(r, _)| *r == abs)
+                    .map(|p| all[p].1.clone());
                 all.retain(|(r, _)| *r > abs);
                 (cells, true)
             }
         };
         all.retain(|(_, r)| !row_is_empty(r));
         let names = header_names(header_cells.as_deref(), width);
-        Self { file: file.to_owned(), sheet, first_col, names, has_header, rows: all }
+        Self {
+            file: file.to_owned(),
+            sheet,
+            first_col,
+            names,
+            has_header,
+            rows: all,
+        }
     }
 
     fn location(&self, abs_row: u32, column: Option<&str>) -> Location {
-        let mut l = Location::file(&self.file).with_table(&self.sheet).with_row(u64::from(abs_row));
+        let mut l = Location::file(&self.file)
+            .with_table(&self.sheet)
+            .with_row(u64::from(abs_row));
         if let Some(c) = column {
             l = l.with_column(c);
         }
@@ -259,7 +296,11 @@ impl SheetData {
 
     /// Infer a schema from the first `infer_rows` rows (0: all).
     fn infer(&self, infer_rows: usize) -> Schema {
-        let take = if infer_rows == 0 { usize::MAX } else { infer_rows };
+        let take = if infer_rows == 0 {
+            usize::MAX
+        } else {
+            infer_rows
+        };
         let fields: Vec<Field> = self
             .names
             .iter()
@@ -292,9 +333,17 @@ impl SheetData {
                 if idx.is_none() && !f.is_nullable() {
                     return Err(Error::new(
                         ErrorKind::SchemaMismatch,
-                        format!("sheet '{}' has no column '{}' and the field is not nullable", self.sheet, f.name()),
+                        format!(
+                            "sheet '{}' has no column '{}' and the field is not nullable",
+                            self.sheet,
+                            f.name()
+                        ),
                     )
-                    .with_location(Location::file(&self.file).with_table(&self.sheet).with_column(f.name())));
+                    .with_location(
+                        Location::file(&self.file)
+                            .with_table(&self.sheet)
+                            .with_column(f.name()),
+                    ));
                 }
                 Ok(idx)
             })
@@ -302,7 +351,11 @@ impl SheetData {
     }
 
     /// Decode the data rows into batches of `schema`.
-    fn into_batches(self, schema: &SchemaRef, options: &FormatReadOptions) -> Result<Vec<RecordBatch>> {
+    fn into_batches(
+        self,
+        schema: &SchemaRef,
+        options: &FormatReadOptions,
+    ) -> Result<Vec<RecordBatch>> {
         let map = self.column_map(schema)?;
         let limit = options.limit.unwrap_or(usize::MAX);
         let mut columns: Vec<Vec<Cell>> = vec![Vec::new(); schema.fields().len()];
@@ -317,7 +370,10 @@ impl SheetData {
                 match convert(cell, field.data_type(), field.is_nullable()) {
                     Ok(v) => converted.push(v),
                     Err(reason) => {
-                        let col = idx.map_or_else(|| "-".to_owned(), |i| column_letter(self.first_col + i as u32));
+                        let col = idx.map_or_else(
+                            || "-".to_owned(),
+                            |i| column_letter(self.first_col + i as u32),
+                        );
                         let msg = format!(
                             "sheet '{}' row {} column {col} ('{}'): {reason}",
                             self.sheet,
@@ -364,15 +420,24 @@ impl SheetData {
 }
 
 fn row_is_empty(cells: &[Data]) -> bool {
-    cells.iter().all(|c| matches!(c, Data::Empty) || matches!(c, Data::String(s) if s.is_empty()))
+    cells
+        .iter()
+        .all(|c| matches!(c, Data::Empty) || matches!(c, Data::String(s) if s.is_empty()))
 }
 
 /// Column names from the header cells: empty → `column_<n>`, duplicates → `<name>_<k>`.
 fn header_names(header: Option<&[Data]>, width: usize) -> Vec<String> {
     let mut names: Vec<String> = Vec::with_capacity(width);
     for i in 0..width {
-        let raw = header.and_then(|h| h.get(i)).map(cell_text).unwrap_or_default();
-        let base = if raw.trim().is_empty() { format!("column_{}", i + 1) } else { raw.trim().to_owned() };
+        let raw = header
+            .and_then(|h| h.get(i))
+            .map(cell_text)
+            .unwrap_or_default();
+        let base = if raw.trim().is_empty() {
+            format!("column_{}", i + 1)
+        } else {
+            raw.trim().to_owned()
+        };
         let mut name = base.clone();
         let mut k = 2;
         while names.contains(&name) {
@@ -466,21 +531,34 @@ fn excel_micros(dt: &calamine::ExcelDateTime) -> Option<i64> {
     if !serial.is_finite() || !(0.0..2_958_466.0).contains(&serial) {
         return None;
     }
-    let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
-    let date = NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d))?;
-    let t = date.and_hms_milli_opt(u32::from(h), u32::from(mi), u32::from(s), u32::from(ms))?;
-    Some(t.and_utc().timestamp_micros())
+    let (year, month, day, hour, minute, second, milli) = dt.to_ymd_hms_milli();
+    let date = NaiveDate::from_ymd_opt(i32::from(year), u32::from(month), u32::from(day))?;
+    let time = date.and_hms_milli_opt(
+        u32::from(hour),
+        u32::from(minute),
+        u32::from(second),
+        u32::from(milli),
+    )?;
+    Some(time.and_utc().timestamp_micros())
 }
 
 /// Parse an ISO date or date-time; the bool is true for a date without time.
 fn parse_datetime(s: &str) -> Option<(NaiveDateTime, bool)> {
     let s = s.trim();
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some((t, false));
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| (t, true))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| (t, true))
 }
 
 /// The text Excel would show for a cell (used for header names and Utf8 columns).
@@ -492,13 +570,19 @@ fn cell_text(cell: &Data) -> String {
         Data::Int(i) => i.to_string(),
         Data::Float(f) if is_whole(*f) => format!("{}", *f as i64),
         Data::Float(f) => f.to_string(),
-        Data::DateTime(dt) => match excel_micros(dt).and_then(chrono::DateTime::from_timestamp_micros) {
-            Some(t) if dt.is_datetime() => {
-                let t = t.naive_utc();
-                if t.time() == chrono::NaiveTime::MIN { t.date().to_string() } else { t.to_string() }
+        Data::DateTime(dt) => {
+            match excel_micros(dt).and_then(chrono::DateTime::from_timestamp_micros) {
+                Some(t) if dt.is_datetime() => {
+                    let t = t.naive_utc();
+                    if t.time() == chrono::NaiveTime::MIN {
+                        t.date().to_string()
+                    } else {
+                        t.to_string()
+                    }
+                }
+                _ => dt.as_f64().to_string(),
             }
-            _ => dt.as_f64().to_string(),
-        },
+        }
     }
 }
 
@@ -518,9 +602,14 @@ enum Cell {
 
 /// Convert a cell to a value for `target`, or say why not.
 fn convert(cell: &Data, target: &DataType, nullable: bool) -> std::result::Result<Cell, String> {
-    let empty = matches!(cell, Data::Empty | Data::Error(_)) || matches!(cell, Data::String(s) if s.is_empty());
+    let empty = matches!(cell, Data::Empty | Data::Error(_))
+        || matches!(cell, Data::String(s) if s.is_empty());
     if empty {
-        return if nullable { Ok(Cell::Null) } else { Err("empty cell in a non-nullable column".to_owned()) };
+        return if nullable {
+            Ok(Cell::Null)
+        } else {
+            Err("empty cell in a non-nullable column".to_owned())
+        };
     }
     let bad = || format!("cannot convert {} to {target}", describe(cell));
     match target {
@@ -547,7 +636,11 @@ fn convert(cell: &Data, target: &DataType, nullable: bool) -> std::result::Resul
                 Data::String(s) => s.trim().parse::<i64>().map_err(|_| bad())?,
                 _ => return Err(bad()),
             };
-            if int_fits(v, target) { Ok(Cell::Int(v)) } else { Err(format!("{v} is out of range for {target}")) }
+            if int_fits(v, target) {
+                Ok(Cell::Int(v))
+            } else {
+                Err(format!("{v} is out of range for {target}"))
+            }
         }
         DataType::Float16 | DataType::Float32 | DataType::Float64 => match cell {
             Data::Int(i) => Ok(Cell::Float(*i as f64)),
@@ -557,26 +650,31 @@ fn convert(cell: &Data, target: &DataType, nullable: bool) -> std::result::Resul
         },
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(Cell::Str(cell_text(cell))),
         DataType::Date32 | DataType::Date64 => match cell {
-            Data::DateTime(dt) if dt.is_datetime() => {
-                excel_micros(dt).map(|us| Cell::Date(us.div_euclid(86_400_000_000) as i32)).ok_or_else(bad)
-            }
+            Data::DateTime(dt) if dt.is_datetime() => excel_micros(dt)
+                .map(|us| Cell::Date(us.div_euclid(86_400_000_000) as i32))
+                .ok_or_else(bad),
             Data::DateTimeIso(s) | Data::String(s) => parse_datetime(s)
                 .map(|(t, _)| Cell::Date((t.and_utc().timestamp().div_euclid(86_400)) as i32))
                 .ok_or_else(bad),
             _ => Err(bad()),
         },
         DataType::Timestamp(..) => match cell {
-            Data::DateTime(dt) if dt.is_datetime() => excel_micros(dt).map(Cell::Micros).ok_or_else(bad),
-            Data::DateTimeIso(s) | Data::String(s) => {
-                parse_datetime(s).map(|(t, _)| Cell::Micros(t.and_utc().timestamp_micros())).ok_or_else(bad)
+            Data::DateTime(dt) if dt.is_datetime() => {
+                excel_micros(dt).map(Cell::Micros).ok_or_else(bad)
             }
+            Data::DateTimeIso(s) | Data::String(s) => parse_datetime(s)
+                .map(|(t, _)| Cell::Micros(t.and_utc().timestamp_micros()))
+                .ok_or_else(bad),
             _ => Err(bad()),
         },
         other => {
             // Any other type: convert the cell's text with Arrow's cast, checked per cell.
             let text = cell_text(cell);
             let one: ArrayRef = Arc::new(StringArray::from(vec![text.as_str()]));
-            let opts = CastOptions { safe: false, ..CastOptions::default() };
+            let opts = CastOptions {
+                safe: false,
+                ..CastOptions::default()
+            };
             cast_with_options(&one, other, &opts).map_err(|e| format!("{}: {e}", bad()))?;
             Ok(Cell::Str(text))
         }
@@ -615,42 +713,83 @@ fn int_fits(v: i64, target: &DataType) -> bool {
 /// Build the column for `target` from converted cells.
 fn build_array(cells: &[Cell], target: &DataType) -> Result<ArrayRef> {
     let native: ArrayRef = match target {
-        DataType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(cells.len());
-            cells.iter().for_each(|c| b.append_option(if let Cell::Bool(v) = c { Some(*v) } else { None }));
-            Arc::new(b.finish())
-        }
-        t if t.is_integer() => {
-            let mut b = Int64Builder::with_capacity(cells.len());
-            cells.iter().for_each(|c| b.append_option(if let Cell::Int(v) = c { Some(*v) } else { None }));
-            Arc::new(b.finish())
-        }
-        t if t.is_floating() => {
-            let mut b = Float64Builder::with_capacity(cells.len());
-            cells.iter().for_each(|c| b.append_option(if let Cell::Float(v) = c { Some(*v) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Date32 | DataType::Date64 => {
-            let mut b = Date32Builder::with_capacity(cells.len());
-            cells.iter().for_each(|c| b.append_option(if let Cell::Date(v) = c { Some(*v) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Timestamp(_, tz) => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(cells.len()).with_timezone_opt(tz.clone());
-            cells.iter().for_each(|c| b.append_option(if let Cell::Micros(v) = c { Some(*v) } else { None }));
-            Arc::new(b.finish())
-        }
-        _ => {
-            let mut b = StringBuilder::new();
-            cells.iter().for_each(|c| b.append_option(if let Cell::Str(v) = c { Some(v.as_str()) } else { None }));
-            Arc::new(b.finish())
-        }
+        DataType::Boolean => Arc::new(
+            cells
+                .iter()
+                .map(|c| {
+                    if let Cell::Bool(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<BooleanArray>(),
+        ),
+        t if t.is_integer() => Arc::new(
+            cells
+                .iter()
+                .map(|c| if let Cell::Int(v) = c { Some(*v) } else { None })
+                .collect::<Int64Array>(),
+        ),
+        t if t.is_floating() => Arc::new(
+            cells
+                .iter()
+                .map(|c| {
+                    if let Cell::Float(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<Float64Array>(),
+        ),
+        DataType::Date32 | DataType::Date64 => Arc::new(
+            cells
+                .iter()
+                .map(|c| {
+                    if let Cell::Date(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<Date32Array>(),
+        ),
+        DataType::Timestamp(_, tz) => Arc::new(
+            cells
+                .iter()
+                .map(|c| {
+                    if let Cell::Micros(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone_opt(tz.clone()),
+        ),
+        _ => Arc::new(
+            cells
+                .iter()
+                .map(|c| {
+                    if let Cell::Str(v) = c {
+                        Some(v.as_str())
+                    } else {
+                        None
+                    }
+                })
+                .collect::<StringArray>(),
+        ),
     };
     if native.data_type() == target {
         return Ok(native);
     }
-    let opts = CastOptions { safe: false, ..CastOptions::default() };
-    cast_with_options(&native, target, &opts).map_err(|e| Error::from(e).with_connector(NAME).with_operation("read"))
+    let opts = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    cast_with_options(&native, target, &opts)
+        .map_err(|e| Error::from(e).with_connector(NAME).with_operation("read"))
 }
 
 #[async_trait]
@@ -664,24 +803,39 @@ impl FileFormat for ExcelFormat {
     }
 
     async fn infer_schema(&self, input: Arc<dyn ByteSource>) -> Result<SchemaRef> {
-        let data = input.get_all().await.map_err(|e| e.with_connector(NAME).with_operation("infer_schema"))?;
+        let data = input
+            .get_all()
+            .await
+            .map_err(|e| e.with_connector(NAME).with_operation("infer_schema"))?;
         let location = input.location().to_owned();
         let this = self.clone();
-        let sheet = this.load(&location, data).map_err(|e| e.with_connector(NAME).with_operation("infer_schema"))?;
+        let sheet = this
+            .load(&location, data)
+            .map_err(|e| e.with_connector(NAME).with_operation("infer_schema"))?;
         Ok(Arc::new(sheet.infer(this.infer_rows)))
     }
 
-    async fn read(&self, input: Arc<dyn ByteSource>, options: FormatReadOptions) -> Result<SendableRecordBatchStream> {
+    async fn read(
+        &self,
+        input: Arc<dyn ByteSource>,
+        options: FormatReadOptions,
+    ) -> Result<SendableRecordBatchStream> {
         let during = |e: Error| e.with_connector(NAME).with_operation("read");
         let data = input.get_all().await.map_err(during)?;
         let sheet = self.load(input.location(), data).map_err(during)?;
-        let schema = options.schema.clone().unwrap_or_else(|| Arc::new(sheet.infer(self.infer_rows)));
+        let schema = options
+            .schema
+            .clone()
+            .unwrap_or_else(|| Arc::new(sheet.infer(self.infer_rows)));
         let batches = sheet.into_batches(&schema, &options).map_err(during)?;
-        Ok(RecordBatchStreamAdapter::boxed(schema, futures::stream::iter(batches.into_iter().map(Ok))))
+        Ok(RecordBatchStreamAdapter::boxed(
+            schema,
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        ))
     }
 
     fn writer(&self, schema: SchemaRef) -> Result<Box<dyn FormatWriter>> {
-        Ok(Box::new(ExcelWriter::new(schema, self.write_sheet_name.clone())?))
+        Ok(Box::new(ExcelWriter::new(schema, &self.write_sheet_name)?))
     }
 }
 
@@ -709,14 +863,17 @@ fn write_err(e: &rust_xlsxwriter::XlsxError, row: usize, column: &str) -> Error 
 }
 
 impl ExcelWriter {
-    fn new(schema: SchemaRef, sheet_name: String) -> Result<Self> {
+    fn new(schema: SchemaRef, sheet_name: &str) -> Result<Self> {
         use rust_xlsxwriter::Format;
         let mut sheet = rust_xlsxwriter::Worksheet::new();
-        sheet.set_name(&sheet_name).map_err(|e| {
-            Error::invalid_config(format!("invalid worksheet name '{sheet_name}': {e}")).with_connector(NAME)
+        sheet.set_name(sheet_name).map_err(|e| {
+            Error::invalid_config(format!("invalid worksheet name '{sheet_name}': {e}"))
+                .with_connector(NAME)
         })?;
         for (c, f) in schema.fields().iter().enumerate() {
-            sheet.write_string(0, c as u16, f.name()).map_err(|e| write_err(&e, 0, f.name()))?;
+            sheet
+                .write_string(0, c as u16, f.name())
+                .map_err(|e| write_err(&e, 0, f.name()))?;
         }
         Ok(Self {
             schema,
@@ -730,9 +887,12 @@ impl ExcelWriter {
 
     fn write_column(&mut self, array: &ArrayRef, col: usize, name: &str) -> Result<()> {
         let c = u16::try_from(col).map_err(|_| {
-            Error::invalid_input("more than 16,384 columns do not fit an Excel sheet", Location::default())
-                .with_connector(NAME)
-                .with_operation("write")
+            Error::invalid_input(
+                "more than 16,384 columns do not fit an Excel sheet",
+                Location::default(),
+            )
+            .with_connector(NAME)
+            .with_operation("write")
         })?;
         let base = self.next_row;
         let at = |i: usize| (base + i) as u32;
@@ -744,7 +904,9 @@ impl ExcelWriter {
                 let a = array.as_boolean();
                 for i in 0..a.len() {
                     if a.is_valid(i) {
-                        self.sheet.write_boolean(at(i), c, a.value(i)).map_err(|e| err(e, i))?;
+                        self.sheet
+                            .write_boolean(at(i), c, a.value(i))
+                            .map_err(|e| err(e, i))?;
                     }
                 }
             }
@@ -755,9 +917,13 @@ impl ExcelWriter {
                         if a.is_valid(i) {
                             let v = a.value(i);
                             if v.abs() <= MAX_EXACT_INT {
-                                self.sheet.write_number(at(i), c, v as f64).map_err(|e| err(e, i))?;
+                                self.sheet
+                                    .write_number(at(i), c, v as f64)
+                                    .map_err(|e| err(e, i))?;
                             } else {
-                                self.sheet.write_string(at(i), c, v.to_string()).map_err(|e| err(e, i))?;
+                                self.sheet
+                                    .write_string(at(i), c, v.to_string())
+                                    .map_err(|e| err(e, i))?;
                             }
                         }
                     }
@@ -772,9 +938,13 @@ impl ExcelWriter {
                     if a.is_valid(i) {
                         let v = a.value(i);
                         if v.is_finite() {
-                            self.sheet.write_number(at(i), c, v).map_err(|e| err(e, i))?;
+                            self.sheet
+                                .write_number(at(i), c, v)
+                                .map_err(|e| err(e, i))?;
                         } else {
-                            self.sheet.write_string(at(i), c, v.to_string()).map_err(|e| err(e, i))?;
+                            self.sheet
+                                .write_string(at(i), c, v.to_string())
+                                .map_err(|e| err(e, i))?;
                         }
                     }
                 }
@@ -785,13 +955,16 @@ impl ExcelWriter {
                 let fmt = if *s == 0 {
                     rust_xlsxwriter::Format::new().set_num_format("0")
                 } else {
-                    rust_xlsxwriter::Format::new().set_num_format(format!("0.{}", "0".repeat(*s as usize)))
+                    rust_xlsxwriter::Format::new()
+                        .set_num_format(format!("0.{}", "0".repeat(*s as usize)))
                 };
                 let a = cast(array, &DataType::Float64)?;
                 let a = a.as_primitive::<arrow::datatypes::Float64Type>();
                 for i in 0..a.len() {
                     if a.is_valid(i) {
-                        self.sheet.write_number_with_format(at(i), c, a.value(i), &fmt).map_err(|e| err(e, i))?;
+                        self.sheet
+                            .write_number_with_format(at(i), c, a.value(i), &fmt)
+                            .map_err(|e| err(e, i))?;
                     }
                 }
             }
@@ -799,14 +972,18 @@ impl ExcelWriter {
                 let is_date = matches!(dt, DataType::Date32 | DataType::Date64);
                 let micros = to_utc_micros(array)?;
                 let texts = value_texts(array)?;
-                for i in 0..micros.len() {
-                    if let Some(us) = micros[i] {
+                for (i, us) in micros.iter().enumerate() {
+                    if let Some(us) = *us {
                         let serial = EXCEL_UNIX_EPOCH_DAYS + us as f64 / MICROS_PER_DAY;
                         if (61.0..2_958_466.0).contains(&serial) {
                             let fmt = if is_date { &self.date } else { &self.datetime };
-                            self.sheet.write_number_with_format(at(i), c, serial, fmt).map_err(|e| err(e, i))?;
+                            self.sheet
+                                .write_number_with_format(at(i), c, serial, fmt)
+                                .map_err(|e| err(e, i))?;
                         } else if let Some(Some(t)) = texts.get(i) {
-                            self.sheet.write_string(at(i), c, t).map_err(|e| err(e, i))?;
+                            self.sheet
+                                .write_string(at(i), c, t)
+                                .map_err(|e| err(e, i))?;
                         }
                     }
                 }
@@ -817,7 +994,9 @@ impl ExcelWriter {
                 for i in 0..a.len() {
                     if a.is_valid(i) {
                         let frac = a.value(i) as f64 / MICROS_PER_DAY;
-                        self.sheet.write_number_with_format(at(i), c, frac, &self.time).map_err(|e| err(e, i))?;
+                        self.sheet
+                            .write_number_with_format(at(i), c, frac, &self.time)
+                            .map_err(|e| err(e, i))?;
                     }
                 }
             }
@@ -876,13 +1055,20 @@ pub(crate) fn value_texts(array: &ArrayRef) -> Result<Vec<Option<String>>> {
     match array.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let a = cast(array, &DataType::Utf8)?;
-            Ok(a.as_string::<i32>().iter().map(|v| v.map(str::to_owned)).collect())
+            Ok(a.as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::to_owned))
+                .collect())
         }
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
             let a = cast(array, &DataType::LargeBinary)?;
             Ok(a.as_binary::<i64>().iter().map(|v| v.map(hex)).collect())
         }
-        DataType::FixedSizeBinary(_) => Ok(array.as_fixed_size_binary().iter().map(|v| v.map(hex)).collect()),
+        DataType::FixedSizeBinary(_) => Ok(array
+            .as_fixed_size_binary()
+            .iter()
+            .map(|v| v.map(hex))
+            .collect()),
         DataType::List(_)
         | DataType::LargeList(_)
         | DataType::ListView(_)
@@ -894,7 +1080,9 @@ pub(crate) fn value_texts(array: &ArrayRef) -> Result<Vec<Option<String>>> {
         DataType::Dictionary(_, value) => value_texts(&cast(array, value)?),
         _ => {
             let f = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
-            Ok((0..array.len()).map(|i| array.is_valid(i).then(|| f.value(i).to_string())).collect())
+            Ok((0..array.len())
+                .map(|i| array.is_valid(i).then(|| f.value(i).to_string()))
+                .collect())
         }
     }
 }
@@ -911,20 +1099,29 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Each value of a nested column as JSON text, via Arrow's JSON writer.
 fn json_texts(array: &ArrayRef) -> Result<Vec<Option<String>>> {
-    let schema = Arc::new(Schema::new(vec![Field::new("v", array.data_type().clone(), true)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        array.data_type().clone(),
+        true,
+    )]));
     let batch = RecordBatch::try_new(schema, vec![array.clone()])?;
     let mut w = arrow::json::LineDelimitedWriter::new(Vec::new());
     w.write(&batch)?;
     w.finish()?;
     let out = w.into_inner();
     let mut texts = Vec::with_capacity(array.len());
-    for (i, line) in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in out
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         if array.is_null(i) {
             texts.push(None);
             continue;
         }
-        let v: serde_json::Value = serde_json::from_slice(line)
-            .map_err(|e| Error::internal(format!("Arrow's JSON writer produced invalid JSON: {e}")))?;
+        let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+            Error::internal(format!("Arrow's JSON writer produced invalid JSON: {e}"))
+        })?;
         texts.push(v.get("v").map(ToString::to_string));
     }
     texts.resize(array.len(), None);
@@ -936,7 +1133,11 @@ impl FormatWriter for ExcelWriter {
         if batch.schema().fields().len() != self.schema.fields().len() {
             return Err(Error::new(
                 ErrorKind::SchemaMismatch,
-                format!("batch has {} columns, the sheet {}", batch.num_columns(), self.schema.fields().len()),
+                format!(
+                    "batch has {} columns, the sheet {}",
+                    batch.num_columns(),
+                    self.schema.fields().len()
+                ),
             )
             .with_connector(NAME)
             .with_operation("write"));
@@ -949,7 +1150,12 @@ impl FormatWriter for ExcelWriter {
             .with_connector(NAME)
             .with_operation("write"));
         }
-        let names: Vec<String> = self.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         for (c, (array, name)) in batch.columns().iter().zip(&names).enumerate() {
             self.write_column(array, c, name)?;
         }
@@ -965,9 +1171,12 @@ impl FormatWriter for ExcelWriter {
         let mut workbook = rust_xlsxwriter::Workbook::new();
         workbook.push_worksheet(self.sheet);
         let buf = workbook.save_to_buffer().map_err(|e| {
-            Error::new(ErrorKind::Internal, format!("cannot save the xlsx workbook: {e}"))
-                .with_connector(NAME)
-                .with_operation("write")
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot save the xlsx workbook: {e}"),
+            )
+            .with_connector(NAME)
+            .with_operation("write")
         })?;
         Ok(Bytes::from(buf))
     }
@@ -996,7 +1205,14 @@ mod tests {
 
     #[test]
     fn header_names_fill_and_dedupe() {
-        let h = vec![Data::String("a".into()), Data::Empty, Data::String("a".into())];
-        assert_eq!(header_names(Some(&h), 4), vec!["a", "column_2", "a_2", "column_4"]);
+        let h = vec![
+            Data::String("a".into()),
+            Data::Empty,
+            Data::String("a".into()),
+        ];
+        assert_eq!(
+            header_names(Some(&h), 4),
+            vec!["a", "column_2", "a_2", "column_4"]
+        );
     }
 }

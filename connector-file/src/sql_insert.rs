@@ -28,11 +28,15 @@
 //!
 //! Floats are written in Rust's shortest round-trip form, so they read back to the same value.
 //! Text containing a NUL character cannot be stored by PostgreSQL and is rejected with
-//! [`ErrorKind::InvalidInput`]; other dialects splice it in (`CHAR(0)`, `CHR(0)`, a hex cast).
+//! [`ErrorKind::InvalidInput`]; other dialects splice it in (MySQL `\\0`, SQL Server
+//! `NCHAR(0)`, Oracle `CHR(0)`, SQLite a cast from a blob).
 //! PostgreSQL output assumes `standard_conforming_strings = on` (the default since 9.1);
 //! MySQL output assumes `NO_BACKSLASH_ESCAPES` is off (the default) and starts with
 //! `SET NAMES utf8mb4;` so text arrives as UTF-8. Dates and timestamps outside years 1..9999
 //! are rejected.
+
+// Product names (PostgreSQL, MySQL, SQLite) in these docs are not code.
+#![allow(clippy::doc_markdown)]
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -53,7 +57,9 @@ use crate::format::{ByteSource, FileFormat, FormatReadOptions, FormatWriter};
 const NAME: &str = "sql_insert";
 
 /// The SQL dialect statements are written for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SqlDialect {
     /// PostgreSQL.
@@ -88,7 +94,13 @@ pub struct SqlInsertFormat {
 
 impl Default for SqlInsertFormat {
     fn default() -> Self {
-        Self { table: "data".to_owned(), schema: None, dialect: SqlDialect::default(), rows_per_statement: 500, create_table: false }
+        Self {
+            table: "data".to_owned(),
+            schema: None,
+            dialect: SqlDialect::default(),
+            rows_per_statement: 500,
+            create_table: false,
+        }
     }
 }
 
@@ -96,7 +108,11 @@ impl SqlInsertFormat {
     /// Statements for `table` in `dialect`.
     #[must_use]
     pub fn new(dialect: SqlDialect, table: impl Into<String>) -> Self {
-        Self { table: table.into(), dialect, ..Self::default() }
+        Self {
+            table: table.into(),
+            dialect,
+            ..Self::default()
+        }
     }
 
     /// Set the rows per statement.
@@ -122,17 +138,23 @@ impl SqlInsertFormat {
 }
 
 fn invalid(message: impl Into<String>) -> Error {
-    Error::invalid_input(message, Location::default()).with_connector(NAME).with_operation("write")
+    Error::invalid_input(message, Location::default())
+        .with_connector(NAME)
+        .with_operation("write")
 }
 
 impl SqlDialect {
     /// Quote an identifier, doubling the quote character inside it.
     pub fn quote_identifier(self, ident: &str) -> Result<String> {
         if ident.contains('\0') {
-            return Err(invalid(format!("identifier {ident:?} contains a NUL character")));
+            return Err(invalid(format!(
+                "identifier {ident:?} contains a NUL character"
+            )));
         }
         Ok(match self {
-            Self::Postgres | Self::Sqlite | Self::Oracle => format!("\"{}\"", ident.replace('"', "\"\"")),
+            Self::Postgres | Self::Sqlite | Self::Oracle => {
+                format!("\"{}\"", ident.replace('"', "\"\""))
+            }
             Self::MySql => format!("`{}`", ident.replace('`', "``")),
             Self::SqlServer => format!("[{}]", ident.replace(']', "]]")),
         })
@@ -172,8 +194,18 @@ impl SqlDialect {
                 }
                 Ok(format!("'{}'", s.replace('\'', "''")))
             }
-            Self::SqlServer => Ok(join_nul(s, |p| format!("N'{}'", p.replace('\'', "''")), "NCHAR(0)", " + ")),
-            Self::Oracle => Ok(join_nul(s, |p| format!("'{}'", p.replace('\'', "''")), "CHR(0)", " || ")),
+            Self::SqlServer => Ok(join_nul(
+                s,
+                |p| format!("N'{}'", p.replace('\'', "''")),
+                "NCHAR(0)",
+                " + ",
+            )),
+            Self::Oracle => Ok(join_nul(
+                s,
+                |p| format!("'{}'", p.replace('\'', "''")),
+                "CHR(0)",
+                " || ",
+            )),
         }
     }
 
@@ -214,14 +246,32 @@ impl SqlDialect {
 
     /// The column type `CREATE TABLE` uses for an Arrow type.
     #[must_use]
+    // One arm per (dialect, type) reads as the mapping table; merging equal arms would hide it.
+    #[allow(clippy::match_same_arms)]
     pub fn column_type(self, dt: &DataType) -> String {
         use DataType as D;
         use SqlDialect as S;
         let s = match (self, dt) {
-            (S::Sqlite, D::Boolean | D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64) => "INTEGER",
+            (
+                S::Sqlite,
+                D::Boolean
+                | D::Int8
+                | D::Int16
+                | D::Int32
+                | D::Int64
+                | D::UInt8
+                | D::UInt16
+                | D::UInt32
+                | D::UInt64,
+            ) => "INTEGER",
             (S::Sqlite, D::Float16 | D::Float32 | D::Float64) => "REAL",
-            (S::Sqlite, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => "BLOB",
-            (S::Sqlite, D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..)) => "NUMERIC",
+            (S::Sqlite, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => {
+                "BLOB"
+            }
+            (
+                S::Sqlite,
+                D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..),
+            ) => "NUMERIC",
             (S::Sqlite, D::Duration(_)) => "INTEGER",
             (S::Sqlite, _) => "TEXT",
             (_, D::Dictionary(_, v)) => return self.column_type(v),
@@ -250,7 +300,10 @@ impl SqlDialect {
             (S::MySql, D::Float64) => "DOUBLE",
             (S::SqlServer, D::Float64) => "FLOAT",
             (S::Oracle, D::Float64) => "BINARY_DOUBLE",
-            (_, D::Decimal32(p, s) | D::Decimal64(p, s) | D::Decimal128(p, s) | D::Decimal256(p, s)) => {
+            (
+                _,
+                D::Decimal32(p, s) | D::Decimal64(p, s) | D::Decimal128(p, s) | D::Decimal256(p, s),
+            ) => {
                 let max = match self {
                     S::MySql => 65,
                     S::SqlServer | S::Oracle => 38,
@@ -266,10 +319,18 @@ impl SqlDialect {
                 }
                 return self.column_type(&D::Utf8);
             }
-            (S::Postgres, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => "BYTEA",
-            (S::MySql, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => "LONGBLOB",
-            (S::SqlServer, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => "VARBINARY(MAX)",
-            (S::Oracle, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => "BLOB",
+            (S::Postgres, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => {
+                "BYTEA"
+            }
+            (S::MySql, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => {
+                "LONGBLOB"
+            }
+            (S::SqlServer, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => {
+                "VARBINARY(MAX)"
+            }
+            (S::Oracle, D::Binary | D::LargeBinary | D::BinaryView | D::FixedSizeBinary(_)) => {
+                "BLOB"
+            }
             (_, D::Date32 | D::Date64) => "DATE",
             (S::Postgres, D::Timestamp(_, None)) => "TIMESTAMP",
             (S::Postgres, D::Timestamp(_, Some(_))) => "TIMESTAMPTZ",
@@ -285,11 +346,23 @@ impl SqlDialect {
             (_, D::Duration(_)) => "BIGINT",
             (
                 S::Postgres,
-                D::List(_) | D::LargeList(_) | D::ListView(_) | D::LargeListView(_) | D::FixedSizeList(..) | D::Struct(_) | D::Map(..),
+                D::List(_)
+                | D::LargeList(_)
+                | D::ListView(_)
+                | D::LargeListView(_)
+                | D::FixedSizeList(..)
+                | D::Struct(_)
+                | D::Map(..),
             ) => "JSONB",
             (
                 S::MySql,
-                D::List(_) | D::LargeList(_) | D::ListView(_) | D::LargeListView(_) | D::FixedSizeList(..) | D::Struct(_) | D::Map(..),
+                D::List(_)
+                | D::LargeList(_)
+                | D::ListView(_)
+                | D::LargeListView(_)
+                | D::FixedSizeList(..)
+                | D::Struct(_)
+                | D::Map(..),
             ) => "JSON",
             (S::Postgres, _) => "TEXT",
             (S::MySql, _) => "LONGTEXT",
@@ -310,16 +383,32 @@ fn join_nul(s: &str, quote: impl Fn(&str) -> String, nul: &str, concat: &str) ->
 }
 
 /// Render every value of a column as a SQL literal.
+#[allow(clippy::many_single_char_names)] // n, v, a, t, x, s: short-lived locals per arm
 fn render_column(array: &ArrayRef, field: &Field, dialect: SqlDialect) -> Result<Vec<String>> {
     use DataType as D;
     let n = array.len();
     let null = || "NULL".to_owned();
     let out: Vec<String> = match array.data_type() {
         D::Null => vec![null(); n],
-        D::Boolean => array.as_boolean().iter().map(|v| v.map_or_else(null, |b| dialect.bool_literal(b).to_owned())).collect(),
+        D::Boolean => array
+            .as_boolean()
+            .iter()
+            .map(|v| v.map_or_else(null, |b| dialect.bool_literal(b).to_owned()))
+            .collect(),
         D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32 | D::UInt64 => {
-            let f = arrow::util::display::ArrayFormatter::try_new(array.as_ref(), &Default::default())?;
-            (0..n).map(|i| if array.is_valid(i) { f.value(i).to_string() } else { null() }).collect()
+            let f = arrow::util::display::ArrayFormatter::try_new(
+                array.as_ref(),
+                &arrow::util::display::FormatOptions::default(),
+            )?;
+            (0..n)
+                .map(|i| {
+                    if array.is_valid(i) {
+                        f.value(i).to_string()
+                    } else {
+                        null()
+                    }
+                })
+                .collect()
         }
         D::Float16 | D::Float32 => {
             let a = cast(array, &D::Float32)?;
@@ -342,29 +431,53 @@ fn render_column(array: &ArrayRef, field: &Field, dialect: SqlDialect) -> Result
             })
             .collect(),
         D::Decimal32(..) | D::Decimal64(..) | D::Decimal128(..) | D::Decimal256(..) => {
-            let f = arrow::util::display::ArrayFormatter::try_new(array.as_ref(), &Default::default())?;
-            (0..n).map(|i| if array.is_valid(i) { f.value(i).to_string() } else { null() }).collect()
+            let f = arrow::util::display::ArrayFormatter::try_new(
+                array.as_ref(),
+                &arrow::util::display::FormatOptions::default(),
+            )?;
+            (0..n)
+                .map(|i| {
+                    if array.is_valid(i) {
+                        f.value(i).to_string()
+                    } else {
+                        null()
+                    }
+                })
+                .collect()
         }
         D::Binary | D::LargeBinary | D::BinaryView => {
             let a = cast(array, &D::LargeBinary)?;
-            a.as_binary::<i64>().iter().map(|v| v.map_or_else(null, |b| dialect.binary_literal(b))).collect()
+            a.as_binary::<i64>()
+                .iter()
+                .map(|v| v.map_or_else(null, |b| dialect.binary_literal(b)))
+                .collect()
         }
-        D::FixedSizeBinary(_) => {
-            array.as_fixed_size_binary().iter().map(|v| v.map_or_else(null, |b| dialect.binary_literal(b))).collect()
-        }
+        D::FixedSizeBinary(_) => array
+            .as_fixed_size_binary()
+            .iter()
+            .map(|v| v.map_or_else(null, |b| dialect.binary_literal(b)))
+            .collect(),
         D::Date32 | D::Date64 => {
             let a = cast(array, &D::Date32)?;
             let a = a.as_primitive::<arrow::datatypes::Date32Type>();
             let mut v = Vec::with_capacity(n);
-            for d in a.iter() {
+            for d in a {
                 v.push(match d {
                     None => null(),
                     Some(days) => {
                         let t = DateTime::from_timestamp(i64::from(days) * 86_400, 0)
                             .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
-                            .ok_or_else(|| invalid(format!("date {days} days from 1970 is outside years 1..9999")))?;
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "date {days} days from 1970 is outside years 1..9999"
+                                ))
+                            })?;
                         let s = t.format("%Y-%m-%d").to_string();
-                        if dialect == SqlDialect::Oracle { format!("DATE '{s}'") } else { format!("'{s}'") }
+                        if dialect == SqlDialect::Oracle {
+                            format!("DATE '{s}'")
+                        } else {
+                            format!("'{s}'")
+                        }
                     }
                 });
             }
@@ -372,22 +485,39 @@ fn render_column(array: &ArrayRef, field: &Field, dialect: SqlDialect) -> Result
         }
         D::Timestamp(unit, tz) => {
             let nanos = *unit == TimeUnit::Nanosecond;
-            let target = D::Timestamp(if nanos { TimeUnit::Nanosecond } else { TimeUnit::Microsecond }, tz.clone());
+            let target = D::Timestamp(
+                if nanos {
+                    TimeUnit::Nanosecond
+                } else {
+                    TimeUnit::Microsecond
+                },
+                tz.clone(),
+            );
             let a = cast(array, &target)?;
             let values: Vec<Option<i64>> = if nanos {
-                a.as_primitive::<arrow::datatypes::TimestampNanosecondType>().iter().collect()
+                a.as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                    .iter()
+                    .collect()
             } else {
-                a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().iter().collect()
+                a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                    .iter()
+                    .collect()
             };
             let mut v = Vec::with_capacity(n);
             for x in values {
                 v.push(match x {
                     None => null(),
                     Some(x) => {
-                        let t = if nanos { Some(DateTime::from_timestamp_nanos(x)) } else { DateTime::from_timestamp_micros(x) };
+                        let t = if nanos {
+                            Some(DateTime::from_timestamp_nanos(x))
+                        } else {
+                            DateTime::from_timestamp_micros(x)
+                        };
                         let t = t
                             .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
-                            .ok_or_else(|| invalid(format!("timestamp {x} is outside years 1..9999")))?;
+                            .ok_or_else(|| {
+                                invalid(format!("timestamp {x} is outside years 1..9999"))
+                            })?;
                         let frac = if nanos { "%.9f" } else { "%.6f" };
                         let mut s = t.format(&format!("%Y-%m-%d %H:%M:%S{frac}")).to_string();
                         if tz.is_some() {
@@ -397,7 +527,11 @@ fn render_column(array: &ArrayRef, field: &Field, dialect: SqlDialect) -> Result
                                 _ => s.push_str("+00:00"),
                             }
                         }
-                        if dialect == SqlDialect::Oracle { format!("TIMESTAMP '{s}'") } else { format!("'{s}'") }
+                        if dialect == SqlDialect::Oracle {
+                            format!("TIMESTAMP '{s}'")
+                        } else {
+                            format!("'{s}'")
+                        }
                     }
                 });
             }
@@ -406,14 +540,16 @@ fn render_column(array: &ArrayRef, field: &Field, dialect: SqlDialect) -> Result
         D::Time32(_) | D::Time64(_) => {
             let a = cast(array, &D::Time64(TimeUnit::Nanosecond))?;
             let mut v = Vec::with_capacity(n);
-            for x in a.as_primitive::<arrow::datatypes::Time64NanosecondType>().iter() {
+            for x in a.as_primitive::<arrow::datatypes::Time64NanosecondType>() {
                 v.push(match x {
                     None => null(),
                     Some(ns) => {
                         let secs = u32::try_from(ns.div_euclid(1_000_000_000)).unwrap_or(u32::MAX);
                         let sub = u32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0);
                         let t = NaiveTime::from_num_seconds_from_midnight_opt(secs, sub)
-                            .ok_or_else(|| invalid(format!("time of day {ns} ns is out of range")))?;
+                            .ok_or_else(|| {
+                                invalid(format!("time of day {ns} ns is out of range"))
+                            })?;
                         let s = t.format("%H:%M:%S%.6f").to_string();
                         dialect.string_literal(&s)?
                     }
@@ -431,12 +567,19 @@ fn render_column(array: &ArrayRef, field: &Field, dialect: SqlDialect) -> Result
             } else {
                 let _ = unit;
                 let a = cast(array, &D::Int64)?;
-                a.as_primitive::<arrow::datatypes::Int64Type>().iter().map(|v| v.map_or_else(null, |x| x.to_string())).collect()
+                a.as_primitive::<arrow::datatypes::Int64Type>()
+                    .iter()
+                    .map(|v| v.map_or_else(null, |x| x.to_string()))
+                    .collect()
             }
         }
         D::Dictionary(_, value) => {
             let a = cast(array, value)?;
-            return render_column(&a, &Field::new(field.name(), value.as_ref().clone(), true), dialect);
+            return render_column(
+                &a,
+                &Field::new(field.name(), value.as_ref().clone(), true),
+                dialect,
+            );
         }
         _ => {
             let texts = value_texts(array)?;
@@ -464,11 +607,19 @@ impl FileFormat for SqlInsertFormat {
     }
 
     async fn infer_schema(&self, _input: Arc<dyn ByteSource>) -> Result<SchemaRef> {
-        Err(Error::unsupported("SQL INSERT is a write-only format").with_connector(NAME).with_operation("infer_schema"))
+        Err(Error::unsupported("SQL INSERT is a write-only format")
+            .with_connector(NAME)
+            .with_operation("infer_schema"))
     }
 
-    async fn read(&self, _input: Arc<dyn ByteSource>, _options: FormatReadOptions) -> Result<SendableRecordBatchStream> {
-        Err(Error::unsupported("SQL INSERT is a write-only format").with_connector(NAME).with_operation("read"))
+    async fn read(
+        &self,
+        _input: Arc<dyn ByteSource>,
+        _options: FormatReadOptions,
+    ) -> Result<SendableRecordBatchStream> {
+        Err(Error::unsupported("SQL INSERT is a write-only format")
+            .with_connector(NAME)
+            .with_operation("read"))
     }
 
     fn writer(&self, schema: SchemaRef) -> Result<Box<dyn FormatWriter>> {
@@ -494,7 +645,9 @@ impl SqlInsertWriter {
             return Err(Error::invalid_config("sql_insert needs a table name").with_connector(NAME));
         }
         if schema.fields().is_empty() {
-            return Err(Error::invalid_config("sql_insert needs at least one column").with_connector(NAME));
+            return Err(
+                Error::invalid_config("sql_insert needs at least one column").with_connector(NAME),
+            );
         }
         let mut table = String::new();
         if let Some(s) = &f.schema {
@@ -502,32 +655,59 @@ impl SqlInsertWriter {
             table.push('.');
         }
         table.push_str(&d.quote_identifier(&f.table)?);
-        let cols = schema.fields().iter().map(|c| d.quote_identifier(c.name())).collect::<Result<Vec<_>>>()?;
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|c| d.quote_identifier(c.name()))
+            .collect::<Result<Vec<_>>>()?;
         let mut out = String::new();
         if d == SqlDialect::MySql {
             out.push_str("SET NAMES utf8mb4;\n");
         }
         if f.create_table {
-            out.push_str(&format!("CREATE TABLE {table} (\n"));
+            let _ = writeln!(out, "CREATE TABLE {table} (");
             for (i, (field, col)) in schema.fields().iter().zip(&cols).enumerate() {
                 let null = if field.is_nullable() { "" } else { " NOT NULL" };
                 let sep = if i + 1 < cols.len() { "," } else { "" };
-                out.push_str(&format!("  {col} {}{null}{sep}\n", d.column_type(field.data_type())));
+                let _ = writeln!(
+                    out,
+                    "  {col} {}{null}{sep}",
+                    d.column_type(field.data_type())
+                );
             }
-            out.push_str(if d == SqlDialect::MySql { ") DEFAULT CHARSET=utf8mb4;\n" } else { ");\n" });
+            out.push_str(if d == SqlDialect::MySql {
+                ") DEFAULT CHARSET=utf8mb4;\n"
+            } else {
+                ");\n"
+            });
         }
         let head = if d == SqlDialect::Oracle {
             format!("INTO {table} ({}) VALUES ", cols.join(", "))
         } else {
             format!("INSERT INTO {table} ({}) VALUES\n", cols.join(", "))
         };
-        let max = if d == SqlDialect::SqlServer { 1000 } else { usize::MAX };
-        Ok(Self { dialect: d, schema, head, rows_per_statement: f.rows_per_statement.clamp(1, max), open_rows: 0, out })
+        let max = if d == SqlDialect::SqlServer {
+            1000
+        } else {
+            usize::MAX
+        };
+        Ok(Self {
+            dialect: d,
+            schema,
+            head,
+            rows_per_statement: f.rows_per_statement.clamp(1, max),
+            open_rows: 0,
+            out,
+        })
     }
 
     fn close_statement(&mut self) {
         if self.open_rows > 0 {
-            self.out.push_str(if self.dialect == SqlDialect::Oracle { "\nSELECT 1 FROM DUAL;\n" } else { ";\n" });
+            self.out.push_str(if self.dialect == SqlDialect::Oracle {
+                "\nSELECT 1 FROM DUAL;\n"
+            } else {
+                ";\n"
+            });
             self.open_rows = 0;
         }
     }
@@ -538,7 +718,11 @@ impl FormatWriter for SqlInsertWriter {
         if batch.num_columns() != self.schema.fields().len() {
             return Err(Error::new(
                 ErrorKind::SchemaMismatch,
-                format!("batch has {} columns, the statement {}", batch.num_columns(), self.schema.fields().len()),
+                format!(
+                    "batch has {} columns, the statement {}",
+                    batch.num_columns(),
+                    self.schema.fields().len()
+                ),
             )
             .with_connector(NAME)
             .with_operation("write"));
@@ -547,7 +731,10 @@ impl FormatWriter for SqlInsertWriter {
             .columns()
             .iter()
             .zip(self.schema.fields())
-            .map(|(a, f)| render_column(a, f, self.dialect).map_err(|e| e.with_location(Location::default().with_column(f.name()))))
+            .map(|(a, f)| {
+                render_column(a, f, self.dialect)
+                    .map_err(|e| e.with_location(Location::default().with_column(f.name())))
+            })
             .collect::<Result<Vec<_>>>()?;
         for row in 0..batch.num_rows() {
             if self.open_rows == 0 {
@@ -588,7 +775,6 @@ impl FormatWriter for SqlInsertWriter {
 
     fn finish(mut self: Box<Self>) -> Result<Bytes> {
         self.close_statement();
-        let _ = write!(self.out, "");
         Ok(Bytes::from(std::mem::take(&mut self.out)))
     }
 }
@@ -599,9 +785,15 @@ mod tests {
 
     #[test]
     fn identifiers_double_the_quote() {
-        assert_eq!(SqlDialect::Postgres.quote_identifier("a\"b").unwrap(), "\"a\"\"b\"");
+        assert_eq!(
+            SqlDialect::Postgres.quote_identifier("a\"b").unwrap(),
+            "\"a\"\"b\""
+        );
         assert_eq!(SqlDialect::MySql.quote_identifier("a`b").unwrap(), "`a``b`");
-        assert_eq!(SqlDialect::SqlServer.quote_identifier("a]b").unwrap(), "[a]]b]");
+        assert_eq!(
+            SqlDialect::SqlServer.quote_identifier("a]b").unwrap(),
+            "[a]]b]"
+        );
         assert!(SqlDialect::Sqlite.quote_identifier("a\0b").is_err());
     }
 
@@ -609,10 +801,25 @@ mod tests {
     fn strings_escape_per_dialect() {
         let s = "it's \\ a\0b";
         assert!(SqlDialect::Postgres.string_literal(s).is_err());
-        assert_eq!(SqlDialect::Postgres.string_literal("it's \\").unwrap(), "'it''s \\'");
-        assert_eq!(SqlDialect::MySql.string_literal(s).unwrap(), "'it\\'s \\\\ a\\0b'");
-        assert_eq!(SqlDialect::SqlServer.string_literal(s).unwrap(), "(N'it''s \\ a' + NCHAR(0) + N'b')");
-        assert_eq!(SqlDialect::Oracle.string_literal("a\0").unwrap(), "('a' || CHR(0) || '')");
-        assert_eq!(SqlDialect::Sqlite.string_literal("a\0").unwrap(), "CAST(X'6100' AS TEXT)");
+        assert_eq!(
+            SqlDialect::Postgres.string_literal("it's \\").unwrap(),
+            "'it''s \\'"
+        );
+        assert_eq!(
+            SqlDialect::MySql.string_literal(s).unwrap(),
+            "'it\\'s \\\\ a\\0b'"
+        );
+        assert_eq!(
+            SqlDialect::SqlServer.string_literal(s).unwrap(),
+            "(N'it''s \\ a' + NCHAR(0) + N'b')"
+        );
+        assert_eq!(
+            SqlDialect::Oracle.string_literal("a\0").unwrap(),
+            "('a' || CHR(0) || '')"
+        );
+        assert_eq!(
+            SqlDialect::Sqlite.string_literal("a\0").unwrap(),
+            "CAST(X'6100' AS TEXT)"
+        );
     }
 }

@@ -43,11 +43,12 @@
 //! [`ErrorKind::InvalidInput`].
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringArray, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -55,7 +56,9 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use connector_core::{Error, ErrorKind, Location, RecordBatchStreamAdapter, Result, SendableRecordBatchStream};
+use connector_core::{
+    Error, ErrorKind, Location, RecordBatchStreamAdapter, Result, SendableRecordBatchStream,
+};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use quick_xml::XmlVersion;
@@ -141,7 +144,9 @@ impl Lines {
     fn at(&mut self, pos: u64) -> (u64, u64) {
         let pos = pos.min(self.total);
         while self.cursor < pos {
-            let Some((start, chunk)) = self.chunks.front() else { break };
+            let Some((start, chunk)) = self.chunks.front() else {
+                break;
+            };
             let end = start + chunk.len() as u64;
             if end <= self.cursor {
                 self.chunks.pop_front();
@@ -211,7 +216,12 @@ impl RowParser {
         let stream = input
             .stream()
             .await?
-            .inspect_ok(move |chunk| tracker.lock().unwrap_or_else(PoisonError::into_inner).push(chunk.clone()))
+            .inspect_ok(move |chunk| {
+                tracker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(chunk.clone());
+            })
             .map_err(std::io::Error::other)
             .boxed();
         let mut reader = quick_xml::Reader::from_reader(StreamReader::new(stream));
@@ -233,15 +243,23 @@ impl RowParser {
     }
 
     fn position(&self, pos: u64) -> (u64, u64) {
-        self.lines.lock().unwrap_or_else(PoisonError::into_inner).at(pos)
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .at(pos)
     }
 
     /// An error about the input at byte `pos`.
     fn error_at(&mut self, pos: u64, message: impl Into<String>) -> Error {
         self.done = true;
         let (line, column) = self.position(pos);
-        Error::invalid_input(message, Location::file(&self.file).with_line(line).with_byte_offset(pos))
-            .with_context("column", column)
+        Error::invalid_input(
+            message,
+            Location::file(&self.file)
+                .with_line(line)
+                .with_byte_offset(pos),
+        )
+        .with_context("column", column)
     }
 
     fn is_row(&self, name: &str) -> bool {
@@ -305,7 +323,8 @@ impl RowParser {
                         && let Some(ours) = io.get_ref().and_then(|i| i.downcast_ref::<Error>())
                     {
                         self.done = true;
-                        return Err(Error::new(ours.kind(), ours.to_string()).with_location(Location::file(&self.file)));
+                        return Err(Error::new(ours.kind(), ours.to_string())
+                            .with_location(Location::file(&self.file)));
                     }
                     return Err(self.error_at(pos, format!("malformed XML: {e}")));
                 }
@@ -316,13 +335,20 @@ impl RowParser {
                     let name = e.name().0.to_owned();
                     if self.depth == 0 {
                         if self.root_closed || self.seen_root {
-                            return Err(self.error_at(before, format!("a second root element <{name}>")));
+                            return Err(
+                                self.error_at(before, format!("a second root element <{name}>"))
+                            );
                         }
                         self.seen_root = true;
                     }
                     if self.is_row(&name) {
                         let (line, column) = self.position(before);
-                        let mut r = XmlRow { line, column, offset: before, values: Vec::new() };
+                        let mut r = XmlRow {
+                            line,
+                            column,
+                            offset: before,
+                            values: Vec::new(),
+                        };
                         for (k, v) in self.attributes(&e)? {
                             r.values.push((format!("{}{k}", self.prefix), v));
                         }
@@ -367,8 +393,14 @@ impl RowParser {
                         }
                     } else if let Some(c) = child.as_mut() {
                         c.complex = true;
-                        let ev = if empty { Event::Empty(e) } else { Event::Start(e) };
-                        c.inner.write_event(ev).map_err(|err| Error::internal(format!("cannot copy XML: {err}")))?;
+                        let ev = if empty {
+                            Event::Empty(e)
+                        } else {
+                            Event::Start(e)
+                        };
+                        c.inner
+                            .write_event(ev)
+                            .map_err(|err| Error::internal(format!("cannot copy XML: {err}")))?;
                     }
                     if !empty {
                         self.depth += 1;
@@ -383,7 +415,10 @@ impl RowParser {
                         if self.depth == row_depth {
                             let mut r = row.take().unwrap_or_default();
                             if !row_text.trim().is_empty() {
-                                r.values.push((self.text_column.clone(), std::mem::take(&mut row_text)));
+                                r.values.push((
+                                    self.text_column.clone(),
+                                    std::mem::take(&mut row_text),
+                                ));
                             }
                             let end = self.reader.buffer_position();
                             self.position(end);
@@ -393,35 +428,70 @@ impl RowParser {
                                 finish_child(row.as_mut(), &mut seen, c);
                             }
                         } else if let Some(c) = child.as_mut() {
-                            c.inner.write_event(Event::End(e)).map_err(|err| Error::internal(format!("cannot copy XML: {err}")))?;
+                            c.inner.write_event(Event::End(e)).map_err(|err| {
+                                Error::internal(format!("cannot copy XML: {err}"))
+                            })?;
                         }
                     }
                 }
                 Event::Text(t) => {
                     let text = t.xml_content(XmlVersion::Implicit1_0).into_owned();
-                    self.text(&mut child, &mut row_text, row.is_some(), &text, Event::Text(t), before)?;
+                    self.text(
+                        &mut child,
+                        &mut row_text,
+                        row.is_some(),
+                        &text,
+                        Event::Text(t),
+                        before,
+                    )?;
                 }
                 Event::CData(c) => {
                     let text = c.xml_content(XmlVersion::Implicit1_0).into_owned();
-                    self.text(&mut child, &mut row_text, row.is_some(), &text, Event::CData(c), before)?;
+                    self.text(
+                        &mut child,
+                        &mut row_text,
+                        row.is_some(),
+                        &text,
+                        Event::CData(c),
+                        before,
+                    )?;
                 }
                 Event::GeneralRef(r) => {
                     let resolved = match r.resolve_char_ref() {
                         Ok(Some(ch)) => ch.to_string(),
                         Ok(None) => match quick_xml::escape::resolve_predefined_entity(&r) {
                             Some(s) => s.to_owned(),
-                            None => return Err(self.error_at(before, format!("unknown entity &{};", &*r))),
+                            None => {
+                                return Err(
+                                    self.error_at(before, format!("unknown entity &{};", &*r))
+                                );
+                            }
                         },
-                        Err(e) => return Err(self.error_at(before, format!("bad character reference &{};: {e}", &*r))),
+                        Err(e) => {
+                            return Err(self.error_at(
+                                before,
+                                format!("bad character reference &{};: {e}", &*r),
+                            ));
+                        }
                     };
-                    self.text(&mut child, &mut row_text, row.is_some(), &resolved, Event::GeneralRef(r), before)?;
+                    self.text(
+                        &mut child,
+                        &mut row_text,
+                        row.is_some(),
+                        &resolved,
+                        Event::GeneralRef(r),
+                        before,
+                    )?;
                 }
                 Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
                 Event::Eof => {
                     self.done = true;
                     let end = self.reader.buffer_position();
                     if self.depth > 0 || row.is_some() {
-                        return Err(self.error_at(end, "unexpected end of the document: an element is not closed"));
+                        return Err(self.error_at(
+                            end,
+                            "unexpected end of the document: an element is not closed",
+                        ));
                     }
                     if !self.seen_root {
                         return Err(self.error_at(end, "no root element"));
@@ -444,7 +514,9 @@ impl RowParser {
     ) -> Result<()> {
         if let Some(c) = child.as_mut() {
             c.text.push_str(text);
-            c.inner.write_event(raw).map_err(|err| Error::internal(format!("cannot copy XML: {err}")))?;
+            c.inner
+                .write_event(raw)
+                .map_err(|err| Error::internal(format!("cannot copy XML: {err}")))?;
         } else if in_row {
             row_text.push_str(text);
         } else if self.depth == 0 && !text.trim().is_empty() {
@@ -455,7 +527,11 @@ impl RowParser {
 }
 
 /// Store a finished child's value in the row (repeated children become their outer XML).
-fn finish_child(row: Option<&mut XmlRow>, seen: &mut HashMap<String, (usize, String, usize)>, c: Child) {
+fn finish_child(
+    row: Option<&mut XmlRow>,
+    seen: &mut HashMap<String, (usize, String, usize)>,
+    c: Child,
+) {
     let Some(row) = row else { return };
     let inner = String::from_utf8_lossy(&c.inner.into_inner()).into_owned();
     let outer = format!("<{}>{inner}</{}>", c.start_tag, c.qname);
@@ -536,11 +612,14 @@ impl Kind {
 }
 
 fn looks_numeric(t: &str) -> bool {
-    t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+    t.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
 }
 
 fn parse_naive(t: &str) -> Option<NaiveDateTime> {
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"].iter().find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
 }
 
 /// One converted value.
@@ -556,7 +635,10 @@ enum Val {
 
 fn convert(v: &str, target: &DataType) -> std::result::Result<Val, String> {
     let t = v.trim();
-    let is_text = matches!(target, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let is_text = matches!(
+        target,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
     if t.is_empty() && !is_text {
         return Ok(Val::Null);
     }
@@ -587,7 +669,10 @@ fn convert(v: &str, target: &DataType) -> std::result::Result<Val, String> {
         }
         other => {
             let one: ArrayRef = Arc::new(StringArray::from(vec![t]));
-            let opts = CastOptions { safe: false, ..CastOptions::default() };
+            let opts = CastOptions {
+                safe: false,
+                ..CastOptions::default()
+            };
             cast_with_options(&one, other, &opts).map_err(|e| format!("{}: {e}", bad()))?;
             Val::Str(t.to_owned())
         }
@@ -604,9 +689,19 @@ struct Columns {
 
 impl Columns {
     fn new(schema: SchemaRef) -> Self {
-        let index = schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        let index = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name().clone(), i))
+            .collect();
         let values = schema.fields().iter().map(|_| Vec::new()).collect();
-        Self { schema, index, values, rows: 0 }
+        Self {
+            schema,
+            index,
+            values,
+            rows: 0,
+        }
     }
 
     /// Convert and append a row, or say which column failed and why.
@@ -620,7 +715,10 @@ impl Columns {
         }
         for (i, f) in self.schema.fields().iter().enumerate() {
             if !f.is_nullable() && matches!(converted[i], None | Some(Val::Null)) {
-                return Err((f.name().clone(), "missing value in a non-nullable column".to_owned()));
+                return Err((
+                    f.name().clone(),
+                    "missing value in a non-nullable column".to_owned(),
+                ));
             }
         }
         for (col, v) in self.values.iter_mut().zip(converted) {
@@ -646,33 +744,45 @@ impl Columns {
 }
 
 fn build(vals: Vec<Val>, target: &DataType) -> Result<ArrayRef> {
-    let n = vals.len();
     let arr: ArrayRef = match target {
-        DataType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(n);
-            vals.iter().for_each(|v| b.append_option(if let Val::Bool(x) = v { Some(*x) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Int64 => {
-            let mut b = Int64Builder::with_capacity(n);
-            vals.iter().for_each(|v| b.append_option(if let Val::Int(x) = v { Some(*x) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Float64 => {
-            let mut b = Float64Builder::with_capacity(n);
-            vals.iter().for_each(|v| b.append_option(if let Val::Float(x) = v { Some(*x) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Date32 => {
-            let mut b = Date32Builder::with_capacity(n);
-            vals.iter().for_each(|v| b.append_option(if let Val::Date(x) = v { Some(*x) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone_opt(tz.clone());
-            vals.iter().for_each(|v| b.append_option(if let Val::Micros(x) = v { Some(*x) } else { None }));
-            Arc::new(b.finish())
-        }
+        DataType::Boolean => Arc::new(
+            vals.iter()
+                .map(|v| if let Val::Bool(x) = v { Some(*x) } else { None })
+                .collect::<BooleanArray>(),
+        ),
+        DataType::Int64 => Arc::new(
+            vals.iter()
+                .map(|v| if let Val::Int(x) = v { Some(*x) } else { None })
+                .collect::<Int64Array>(),
+        ),
+        DataType::Float64 => Arc::new(
+            vals.iter()
+                .map(|v| {
+                    if let Val::Float(x) = v {
+                        Some(*x)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<Float64Array>(),
+        ),
+        DataType::Date32 => Arc::new(
+            vals.iter()
+                .map(|v| if let Val::Date(x) = v { Some(*x) } else { None })
+                .collect::<Date32Array>(),
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => Arc::new(
+            vals.iter()
+                .map(|v| {
+                    if let Val::Micros(x) = v {
+                        Some(*x)
+                    } else {
+                        None
+                    }
+                })
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone_opt(tz.clone()),
+        ),
         _ => {
             let mut b = StringBuilder::new();
             for v in vals {
@@ -682,7 +792,10 @@ fn build(vals: Vec<Val>, target: &DataType) -> Result<ArrayRef> {
             if target == &DataType::Utf8 {
                 a
             } else {
-                let opts = CastOptions { safe: false, ..CastOptions::default() };
+                let opts = CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                };
                 cast_with_options(&a, target, &opts)?
             }
         }
@@ -700,22 +813,29 @@ impl XmlFormat {
         let mut kinds: HashMap<String, Kind> = HashMap::new();
         let mut n = 0;
         while n < self.infer_rows.max(1) {
-            let Some(row) = parser.next_row().await? else { break };
+            let Some(row) = parser.next_row().await? else {
+                break;
+            };
             for (name, v) in &row.values {
                 let k = Kind::of(v);
-                match kinds.get_mut(name) {
-                    Some(existing) => *existing = existing.merge(k),
-                    None => {
-                        order.push(name.clone());
-                        kinds.insert(name.clone(), k);
-                    }
+                if let Some(existing) = kinds.get_mut(name) {
+                    *existing = existing.merge(k);
+                } else {
+                    order.push(name.clone());
+                    kinds.insert(name.clone(), k);
                 }
             }
             n += 1;
         }
         let fields: Vec<Field> = order
             .iter()
-            .map(|name| Field::new(name, kinds.get(name).copied().unwrap_or(Kind::Null).data_type(), true))
+            .map(|name| {
+                Field::new(
+                    name,
+                    kinds.get(name).copied().unwrap_or(Kind::Null).data_type(),
+                    true,
+                )
+            })
             .collect();
         Ok(Arc::new(Schema::new(fields)))
     }
@@ -744,7 +864,10 @@ async fn next_batch(mut st: ReadState) -> Option<(Result<RecordBatch>, ReadState
                         .with_line(row.line)
                         .with_byte_offset(row.offset)
                         .with_column(&column);
-                    let msg = format!("row at line {} column {}: column '{column}': {reason}", row.line, row.column);
+                    let msg = format!(
+                        "row at line {} column {}: column '{column}': {reason}",
+                        row.line, row.column
+                    );
                     if st.options.bad_rows == BadRows::Skip {
                         st.options.bad_row_log.record(loc, msg);
                     } else {
@@ -784,17 +907,27 @@ impl FileFormat for XmlFormat {
     }
 
     async fn infer_schema(&self, input: Arc<dyn ByteSource>) -> Result<SchemaRef> {
-        self.infer(&input).await.map_err(|e| e.with_connector(NAME).with_operation("infer_schema"))
+        self.infer(&input)
+            .await
+            .map_err(|e| e.with_connector(NAME).with_operation("infer_schema"))
     }
 
-    async fn read(&self, input: Arc<dyn ByteSource>, options: FormatReadOptions) -> Result<SendableRecordBatchStream> {
+    async fn read(
+        &self,
+        input: Arc<dyn ByteSource>,
+        options: FormatReadOptions,
+    ) -> Result<SendableRecordBatchStream> {
         let during = |e: Error| e.with_connector(NAME).with_operation("read");
         let schema = match &options.schema {
             Some(s) => s.clone(),
             None => self.infer(&input).await.map_err(during)?,
         };
         let parser = RowParser::open(self, &input).await.map_err(during)?;
-        let batch_rows = if options.batch_rows == 0 { 8192 } else { options.batch_rows };
+        let batch_rows = if options.batch_rows == 0 {
+            8192
+        } else {
+            options.batch_rows
+        };
         let state = ReadState {
             parser,
             columns: Columns::new(schema.clone()),
@@ -803,11 +936,14 @@ impl FileFormat for XmlFormat {
             batch_rows,
             finished: false,
         };
-        Ok(RecordBatchStreamAdapter::boxed(schema, futures::stream::unfold(state, next_batch)))
+        Ok(RecordBatchStreamAdapter::boxed(
+            schema,
+            futures::stream::unfold(state, next_batch),
+        ))
     }
 
     fn writer(&self, schema: SchemaRef) -> Result<Box<dyn FormatWriter>> {
-        Ok(Box::new(XmlWriter::new(self, schema)))
+        Ok(Box::new(XmlWriter::new(self, &schema)))
     }
 }
 
@@ -818,9 +954,17 @@ impl FileFormat for XmlFormat {
 fn xml_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    if !out.starts_with(|c: char| c.is_alphabetic() || c == '_') || out.to_ascii_lowercase().starts_with("xml") {
+    if !out.starts_with(|c: char| c.is_alphabetic() || c == '_')
+        || out.to_ascii_lowercase().starts_with("xml")
+    {
         out.insert(0, '_');
     }
     out
@@ -857,14 +1001,20 @@ struct XmlWriter {
 }
 
 impl XmlWriter {
-    fn new(f: &XmlFormat, schema: SchemaRef) -> Self {
+    fn new(f: &XmlFormat, schema: &SchemaRef) -> Self {
         let prefix = f.attribute_prefix.as_str();
         let columns = schema
             .fields()
             .iter()
-            .map(|field| match field.name().strip_prefix(prefix).filter(|_| !prefix.is_empty()) {
-                Some(attr) => (xml_name(attr), true),
-                None => (xml_name(field.name()), false),
+            .map(|field| {
+                match field
+                    .name()
+                    .strip_prefix(prefix)
+                    .filter(|_| !prefix.is_empty())
+                {
+                    Some(attr) => (xml_name(attr), true),
+                    None => (xml_name(field.name()), false),
+                }
             })
             .collect();
         let root_tag = xml_name(&f.root_tag);
@@ -885,33 +1035,45 @@ impl FormatWriter for XmlWriter {
         if batch.num_columns() != self.columns.len() {
             return Err(Error::new(
                 ErrorKind::SchemaMismatch,
-                format!("batch has {} columns, the writer {}", batch.num_columns(), self.columns.len()),
+                format!(
+                    "batch has {} columns, the writer {}",
+                    batch.num_columns(),
+                    self.columns.len()
+                ),
             )
             .with_connector(NAME)
             .with_operation("write"));
         }
-        let texts = batch.columns().iter().map(value_texts).collect::<Result<Vec<_>>>()?;
+        let texts = batch
+            .columns()
+            .iter()
+            .map(value_texts)
+            .collect::<Result<Vec<_>>>()?;
         let mut out = String::new();
         for row in 0..batch.num_rows() {
             let mut attrs = String::new();
             let mut body = String::new();
             for (c, ((name, is_attr), col)) in self.columns.iter().zip(&texts).enumerate() {
-                let Some(Some(v)) = col.get(row) else { continue };
+                let Some(Some(v)) = col.get(row) else {
+                    continue;
+                };
                 let escaped = escape_text(v).map_err(|ch| {
                     Error::invalid_input(
                         format!("character U+{:04X} cannot be written in XML 1.0", ch as u32),
-                        Location::default().with_row(self.rows + row as u64).with_column(&self.names[c]),
+                        Location::default()
+                            .with_row(self.rows + row as u64)
+                            .with_column(&self.names[c]),
                     )
                     .with_connector(NAME)
                     .with_operation("write")
                 })?;
                 if *is_attr {
-                    attrs.push_str(&format!(" {name}=\"{escaped}\""));
+                    let _ = write!(attrs, " {name}=\"{escaped}\"");
                 } else {
-                    body.push_str(&format!("<{name}>{escaped}</{name}>"));
+                    let _ = write!(body, "<{name}>{escaped}</{name}>");
                 }
             }
-            out.push_str(&format!("  <{}{attrs}>{body}</{}>\n", self.row_tag, self.row_tag));
+            let _ = writeln!(out, "  <{}{attrs}>{body}</{}>", self.row_tag, self.row_tag);
         }
         self.rows += batch.num_rows() as u64;
         self.out.push_str(&out);
@@ -923,7 +1085,7 @@ impl FormatWriter for XmlWriter {
     }
 
     fn finish(mut self: Box<Self>) -> Result<Bytes> {
-        self.out.push_str(&format!("</{}>\n", self.root_tag));
+        let _ = writeln!(self.out, "</{}>", self.root_tag);
         Ok(Bytes::from(std::mem::take(&mut self.out)))
     }
 }
@@ -939,7 +1101,8 @@ mod tests {
         l.push(Bytes::from_static(b"\n\nef"));
         assert_eq!(l.at(0), (1, 1));
         assert_eq!(l.at(4), (2, 2));
-        assert_eq!(l.at(8), (4, 1));
+        assert_eq!(l.at(7), (4, 1));
+        assert_eq!(l.at(8), (4, 2));
         assert_eq!(l.at(100), (4, 3));
     }
 
@@ -947,7 +1110,10 @@ mod tests {
     fn names_and_escaping() {
         assert_eq!(xml_name("order id"), "order_id");
         assert_eq!(xml_name("1st"), "_1st");
-        assert_eq!(escape_text("<a & 'b'>\r").unwrap(), "&lt;a &amp; &apos;b&apos;&gt;&#13;");
+        assert_eq!(
+            escape_text("<a & 'b'>\r").unwrap(),
+            "&lt;a &amp; &apos;b&apos;&gt;&#13;"
+        );
         assert_eq!(escape_text("bell \u{7}"), Err('\u{7}'));
     }
 

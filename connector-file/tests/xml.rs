@@ -10,7 +10,9 @@ use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use connector_core::{Error, ErrorKind, Result, async_trait, collect};
-use connector_file::{BadRows, ByteSource, FileFormat, FormatReadOptions, InMemoryBytes, XmlFormat};
+use connector_file::{
+    BadRows, ByteSource, FileFormat, FormatReadOptions, InMemoryBytes, XmlFormat,
+};
 use futures::stream::BoxStream;
 
 const CATALOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -59,28 +61,40 @@ impl ByteSource for Chunked {
     }
 
     async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>> {
-        let chunks: Vec<Result<Bytes>> =
-            (0..self.data.len()).step_by(self.chunk).map(|i| Ok(self.data.slice(i..(i + self.chunk).min(self.data.len())))).collect();
+        let chunks: Vec<Result<Bytes>> = (0..self.data.len())
+            .step_by(self.chunk)
+            .map(|i| Ok(self.data.slice(i..(i + self.chunk).min(self.data.len()))))
+            .collect();
         Ok(Box::pin(futures::stream::iter(chunks)))
     }
 }
 
 fn opts() -> FormatReadOptions {
-    FormatReadOptions { batch_rows: 100, ..FormatReadOptions::default() }
+    FormatReadOptions {
+        batch_rows: 100,
+        ..FormatReadOptions::default()
+    }
 }
 
-async fn read_str(format: &XmlFormat, xml: &str, options: FormatReadOptions) -> Result<RecordBatch> {
+async fn read_str(
+    format: &XmlFormat,
+    xml: &str,
+    options: FormatReadOptions,
+) -> Result<RecordBatch> {
     let input = Arc::new(InMemoryBytes::new("test.xml", xml.to_owned()));
     collect(format.read(input, options).await?).await
 }
 
 fn col<'a>(b: &'a RecordBatch, name: &str) -> &'a ArrayRef {
-    b.column_by_name(name).unwrap_or_else(|| panic!("no column {name} in {:?}", b.schema()))
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name} in {:?}", b.schema()))
 }
 
 #[tokio::test]
 async fn children_of_the_root_become_rows_with_inferred_types() {
-    let b = read_str(&XmlFormat::default(), CATALOG, opts()).await.unwrap();
+    let b = read_str(&XmlFormat::default(), CATALOG, opts())
+        .await
+        .unwrap();
     assert_eq!(b.num_rows(), 2);
     let schema = b.schema();
     let ty = |n: &str| schema.field_with_name(n).unwrap().data_type().clone();
@@ -92,26 +106,48 @@ async fn children_of_the_root_become_rows_with_inferred_types() {
     assert_eq!(ty("ok"), DataType::Boolean);
     assert_eq!(ty("day"), DataType::Date32);
     assert_eq!(ty("at"), DataType::Timestamp(TimeUnit::Microsecond, None));
-    assert_eq!(col(&b, "@id").as_primitive::<Int64Type>().values().to_vec(), vec![1, 2]);
+    assert_eq!(
+        col(&b, "@id").as_primitive::<Int64Type>().values().to_vec(),
+        vec![1, 2]
+    );
     let names = col(&b, "name").as_string::<i32>();
     assert_eq!(names.value(0), "Widget & Co");
     assert_eq!(names.value(1), "Gadget \u{263A}");
-    assert_eq!(col(&b, "price").as_primitive::<Float64Type>().values().to_vec(), vec![9.99, 10.0]);
+    assert_eq!(
+        col(&b, "price")
+            .as_primitive::<Float64Type>()
+            .values()
+            .to_vec(),
+        vec![9.99, 10.0]
+    );
     assert_eq!(col(&b, "price@currency").as_string::<i32>().value(1), "USD");
-    assert_eq!(col(&b, "tags").as_string::<i32>().value(0), "<tag>a</tag><tag>b &lt;</tag>");
+    assert_eq!(
+        col(&b, "tags").as_string::<i32>().value(0),
+        "<tag>a</tag><tag>b &lt;</tag>"
+    );
     assert!(col(&b, "tags").is_null(1));
     assert_eq!(col(&b, "note").as_string::<i32>().value(0), "<raw> & stuff");
-    assert_eq!(col(&b, "alias").as_string::<i32>().value(1), "<alias>one</alias><alias>two</alias>");
+    assert_eq!(
+        col(&b, "alias").as_string::<i32>().value(1),
+        "<alias>one</alias><alias>two</alias>"
+    );
     assert_eq!(col(&b, "empty").as_string::<i32>().value(1), "");
     assert!(col(&b, "@flag").is_null(1));
 }
 
 #[tokio::test]
 async fn small_chunks_give_the_same_rows() {
-    let whole = read_str(&XmlFormat::default(), CATALOG, opts()).await.unwrap();
+    let whole = read_str(&XmlFormat::default(), CATALOG, opts())
+        .await
+        .unwrap();
     for chunk in [1, 2, 3, 7, 64] {
-        let input = Arc::new(Chunked { data: Bytes::from_static(CATALOG.as_bytes()), chunk });
-        let b = collect(XmlFormat::default().read(input, opts()).await.unwrap()).await.unwrap();
+        let input = Arc::new(Chunked {
+            data: Bytes::from_static(CATALOG.as_bytes()),
+            chunk,
+        });
+        let b = collect(XmlFormat::default().read(input, opts()).await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(b, whole, "chunk {chunk}");
     }
 }
@@ -119,21 +155,32 @@ async fn small_chunks_give_the_same_rows() {
 #[tokio::test]
 async fn row_tag_selects_records_at_any_depth() {
     let xml = "<root><meta><item>not a row? yes it is</item></meta><list>\n<item><v>1</v></item>\n<item><v>2</v></item></list></root>";
-    let b = read_str(&XmlFormat::default().with_row_tag("item"), xml, opts()).await.unwrap();
+    let b = read_str(&XmlFormat::default().with_row_tag("item"), xml, opts())
+        .await
+        .unwrap();
     assert_eq!(b.num_rows(), 3);
-    assert_eq!(col(&b, "#text").as_string::<i32>().value(0), "not a row? yes it is");
+    assert_eq!(
+        col(&b, "#text").as_string::<i32>().value(0),
+        "not a row? yes it is"
+    );
     let v = col(&b, "v").as_primitive::<Int64Type>();
     assert_eq!((v.value(1), v.value(2)), (1, 2));
     assert!(col(&b, "v").is_null(0));
 }
 
 async fn broken(xml: &str) -> Error {
-    read_str(&XmlFormat::default(), xml, opts()).await.unwrap_err()
+    read_str(&XmlFormat::default(), xml, opts())
+        .await
+        .unwrap_err()
 }
 
 fn line_and_column(e: &Error) -> (Option<u64>, Option<String>) {
     let line = e.location().and_then(|l| l.line);
-    let column = e.context().iter().find(|(k, _)| *k == "column").map(|(_, v)| v.clone());
+    let column = e
+        .context()
+        .iter()
+        .find(|(k, _)| *k == "column")
+        .map(|(_, v)| v.clone());
     (line, column)
 }
 
@@ -142,7 +189,10 @@ async fn broken_xml_names_file_line_and_column() {
     let e = broken("<rows>\n  <row><a>1</a></row>\n  <row><a>2</b></row>\n</rows>").await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert_eq!(e.connector(), Some("xml"));
-    assert_eq!(e.location().and_then(|l| l.file.as_deref()), Some("test.xml"));
+    assert_eq!(
+        e.location().and_then(|l| l.file.as_deref()),
+        Some("test.xml")
+    );
     assert_eq!(line_and_column(&e).0, Some(3), "{e}");
     assert!(line_and_column(&e).1.is_some(), "{e}");
 
@@ -174,7 +224,11 @@ async fn broken_xml_names_file_line_and_column() {
         Ok(s) => collect(s).await.unwrap_err(),
         Err(e) => e,
     };
-    assert_eq!(e.location().and_then(|l| l.file.as_deref()), Some("bad.xml"), "{e}");
+    assert_eq!(
+        e.location().and_then(|l| l.file.as_deref()),
+        Some("bad.xml"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -184,7 +238,10 @@ async fn line_numbers_are_right_across_chunks() {
         xml.push_str(&format!("  <row><a>{i}</a></row>\n"));
     }
     xml.push_str("  <row><a>x</b></row>\n</rows>\n");
-    let input = Arc::new(Chunked { data: Bytes::from(xml), chunk: 13 });
+    let input = Arc::new(Chunked {
+        data: Bytes::from(xml),
+        chunk: 13,
+    });
     let e = match XmlFormat::default().read(input, opts()).await {
         Ok(s) => collect(s).await.unwrap_err(),
         Err(e) => e,
@@ -196,14 +253,33 @@ async fn line_numbers_are_right_across_chunks() {
 async fn explicit_schema_bad_value_fails_or_is_skipped() {
     let xml = "<rows>\n<row><n>1</n></row>\n<row><n>two</n></row>\n<row><n>3</n></row>\n</rows>";
     let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, true)]));
-    let e = read_str(&XmlFormat::default(), xml, FormatReadOptions { schema: Some(schema.clone()), ..opts() }).await.unwrap_err();
+    let e = read_str(
+        &XmlFormat::default(),
+        xml,
+        FormatReadOptions {
+            schema: Some(schema.clone()),
+            ..opts()
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert_eq!(e.location().and_then(|l| l.line), Some(3));
     assert_eq!(e.location().and_then(|l| l.column.as_deref()), Some("n"));
-    let o = FormatReadOptions { schema: Some(schema), bad_rows: BadRows::Skip, ..opts() };
+    let o = FormatReadOptions {
+        schema: Some(schema),
+        bad_rows: BadRows::Skip,
+        ..opts()
+    };
     let log = o.bad_row_log.clone();
     let b = read_str(&XmlFormat::default(), xml, o).await.unwrap();
-    assert_eq!(b.column(0).as_primitive::<arrow::datatypes::Int32Type>().values().to_vec(), vec![1, 3]);
+    assert_eq!(
+        b.column(0)
+            .as_primitive::<arrow::datatypes::Int32Type>()
+            .values()
+            .to_vec(),
+        vec![1, 3]
+    );
     assert_eq!(log.count(), 1);
     assert_eq!(log.rows()[0].location.line, Some(3));
 }
@@ -216,11 +292,33 @@ async fn limit_and_batches() {
     }
     xml.push_str("</rows>");
     let input = Arc::new(InMemoryBytes::new("x.xml", xml));
-    let s = XmlFormat::default().read(input.clone(), FormatReadOptions { batch_rows: 10, ..FormatReadOptions::default() }).await.unwrap();
-    let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(s).await.unwrap();
-    assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![10, 10, 5]);
     let s = XmlFormat::default()
-        .read(input, FormatReadOptions { batch_rows: 10, limit: Some(12), ..FormatReadOptions::default() })
+        .read(
+            input.clone(),
+            FormatReadOptions {
+                batch_rows: 10,
+                ..FormatReadOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(s).await.unwrap();
+    assert_eq!(
+        batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .collect::<Vec<_>>(),
+        vec![10, 10, 5]
+    );
+    let s = XmlFormat::default()
+        .read(
+            input,
+            FormatReadOptions {
+                batch_rows: 10,
+                limit: Some(12),
+                ..FormatReadOptions::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(collect(s).await.unwrap().num_rows(), 12);
@@ -237,7 +335,11 @@ async fn writer_round_trips_values_attributes_and_nulls() {
         schema.clone(),
         vec![
             Arc::new(Int64Array::from(vec![1, 2, 3])),
-            Arc::new(StringArray::from(vec![Some("<a> & 'b' \"c\"\r\nnext\ttab ü"), None, Some("")])),
+            Arc::new(StringArray::from(vec![
+                Some("<a> & 'b' \"c\"\r\nnext\ttab ü"),
+                None,
+                Some(""),
+            ])),
             Arc::new(StringArray::from(vec![Some("x"), Some("]]>"), None])),
         ],
     )
@@ -249,8 +351,20 @@ async fn writer_round_trips_values_attributes_and_nulls() {
     w.write(&batch.slice(2, 1)).unwrap();
     out.extend_from_slice(&w.finish().unwrap());
     let xml = String::from_utf8(out).unwrap();
-    assert!(xml.contains("<data>") && xml.contains("<record id=\"1\">"), "{xml}");
-    let back = read_str(&XmlFormat::default(), &xml, FormatReadOptions { schema: Some(schema), ..opts() }).await.unwrap();
+    assert!(
+        xml.contains("<data>") && xml.contains("<record id=\"1\">"),
+        "{xml}"
+    );
+    let back = read_str(
+        &XmlFormat::default(),
+        &xml,
+        FormatReadOptions {
+            schema: Some(schema),
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(back, batch);
 
     let bad = RecordBatch::try_new(
