@@ -1,4 +1,4 @@
-//! The HTTP client under every REST and GraphQL connector: authentication (with an OAuth2 token
+//! The HTTP client under every REST and GraphQL connector: authentication (with an `OAuth2` token
 //! cache), default headers, an optional client-side rate limit, and per-request retries that
 //! honour `Retry-After`.
 //!
@@ -47,7 +47,7 @@ pub enum Auth {
         #[serde(default)]
         location: ApiKeyLocation,
     },
-    /// OAuth2 client credentials: a token is fetched from `token_url`, cached, and refreshed
+    /// `OAuth2` client credentials: a token is fetched from `token_url`, cached, and refreshed
     /// before it expires (and once more if the API answers 401).
     OAuth2ClientCredentials {
         /// Token endpoint.
@@ -552,12 +552,6 @@ impl HttpClient {
             }
             return Err(e.with_context("during", "oauth2 token request"));
         }
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            access_token: String,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
         let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
             Error::new(
                 ErrorKind::Decode,
@@ -567,7 +561,7 @@ impl HttpClient {
         })?;
         // Refresh a little before expiry so a request never goes out with a token about to lapse.
         let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600));
-        let margin = (lifetime / 10).min(Duration::from_secs(60));
+        let margin = (lifetime / 10).min(Duration::from_mins(1));
         let token = Secret::new(t.access_token);
         *cached = Some(CachedToken {
             token: token.clone(),
@@ -599,6 +593,14 @@ fn body_snippet(body: &[u8]) -> String {
         .chars()
         .filter(|c| !c.is_control())
         .collect()
+}
+
+/// The part of an RFC 6749 token response the client uses.
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
 }
 
 fn transport_error(e: &reqwest::Error, url: &str, redact: &dyn Fn(&str) -> String) -> Error {

@@ -193,6 +193,14 @@ impl std::fmt::Debug for GraphQL {
         f.debug_struct("GraphQL")
             .field("url", &self.url.as_str())
             .field("client", &self.client)
+            .field(
+                "queries",
+                &self
+                    .queries
+                    .iter()
+                    .map(|q| q.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -359,7 +367,9 @@ impl GraphQL {
             let capped = st.q.max_pages.is_some_and(|m| st.index >= m);
             st.done = records.is_empty() || capped;
             match (&st.q.pagination, page_info) {
-                (GraphQLPagination::None, _) => st.done = true,
+                (GraphQLPagination::None, _) | (GraphQLPagination::Relay { .. }, None) => {
+                    st.done = true;
+                }
                 (GraphQLPagination::Page { per_page, .. }, _) => {
                     if per_page.is_some_and(|n| (records.len() as u64) < n) {
                         st.done = true;
@@ -378,7 +388,6 @@ impl GraphQL {
                         _ => st.done = true,
                     }
                 }
-                (GraphQLPagination::Relay { .. }, None) => st.done = true,
             }
             Ok(Some((GqlPage { records, body, url }, st)))
         })
@@ -400,35 +409,33 @@ impl GraphQL {
                 url: self.url.to_string(),
             },
         };
-        self.stream(&q, first, pages, request)
+        Self::stream(&q, first, pages, request)
     }
 
     /// The batch stream of `first` followed by `rest`.
     fn stream(
-        &self,
         q: &QueryConfig,
         first: GqlPage,
         rest: futures::stream::BoxStream<'static, Result<GqlPage>>,
         request: &ReadRequest,
     ) -> Result<SendableRecordBatchStream> {
-        let schema: SchemaRef = match &q.schema {
-            Some(s) => Arc::new(s.clone()),
-            None => {
-                let inferred = infer_schema(&first.records, &first.url)
-                    .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
-                // Columns in the order of the query's selection, not serde_json's sorted keys.
-                let order = KeyOrder::from_body(
-                    &first.body,
-                    ResponseFormat::Json,
-                    &format!("/data{}", q.records),
-                );
-                let order = match (&order, &q.node) {
-                    (Some(o), Some(node)) => o.descend(node),
-                    (o, None) => o.as_ref(),
-                    (None, Some(_)) => None,
-                };
-                order.map_or(inferred.clone(), |o| o.apply(&inferred))
-            }
+        let schema: SchemaRef = if let Some(s) = &q.schema {
+            Arc::new(s.clone())
+        } else {
+            let inferred = infer_schema(&first.records, &first.url)
+                .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
+            // Columns in the order of the query's selection, not serde_json's sorted keys.
+            let order = KeyOrder::from_body(
+                &first.body,
+                ResponseFormat::Json,
+                &format!("/data{}", q.records),
+            );
+            let order = match (&order, &q.node) {
+                (Some(o), Some(node)) => o.descend(node),
+                (o, None) => o.as_ref(),
+                (None, Some(_)) => None,
+            };
+            order.map_or(inferred.clone(), |o| o.apply(&inferred))
         };
         let s2 = schema.clone();
         let batches = futures::stream::once(futures::future::ready(Ok(first)))
@@ -522,16 +529,15 @@ impl Source for GraphQL {
     async fn discover(&self) -> Result<Vec<DatasetInfo>> {
         let mut out = Vec::new();
         for q in self.queries.iter() {
-            let schema = match &q.schema {
-                Some(s) => Arc::new(s.clone()),
-                None => {
-                    let mut q1 = q.clone();
-                    q1.max_pages = Some(1);
-                    self.open(q1, &ReadRequest::dataset(&q.name))
-                        .await
-                        .map_err(|e| e.with_operation("discover"))?
-                        .schema()
-                }
+            let schema = if let Some(s) = &q.schema {
+                Arc::new(s.clone())
+            } else {
+                let mut q1 = q.clone();
+                q1.max_pages = Some(1);
+                self.open(q1, &ReadRequest::dataset(&q.name))
+                    .await
+                    .map_err(|e| e.with_operation("discover"))?
+                    .schema()
             };
             out.push(DatasetInfo {
                 name: q.name.clone(),
@@ -599,7 +605,7 @@ impl Source for GraphQL {
         };
         let records = Self::rows_of(&q, data, &url)
             .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
-        self.stream(
+        Self::stream(
             &q,
             GqlPage { records, body, url },
             futures::stream::empty().boxed(),

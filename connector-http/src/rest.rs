@@ -511,23 +511,22 @@ impl Rest {
             (a, b) => a.or(b),
         };
         let first = pager.fetch(pager.first_request()).await?;
-        let schema: SchemaRef = match &ep.schema {
-            Some(s) => Arc::new(s.clone()),
-            None => {
-                let inferred = infer_schema(&first.records, &first.url)
-                    .map_err(|e| e.with_connector(NAME).with_operation(op))?;
-                // Columns in the server's field order, not serde_json's sorted key order.
-                match KeyOrder::from_body(&first.body, ep.format, &ep.records) {
-                    Some(order) => order.apply(&inferred),
-                    None => inferred,
-                }
+        let schema: SchemaRef = if let Some(s) = &ep.schema {
+            Arc::new(s.clone())
+        } else {
+            let inferred = infer_schema(&first.records, &first.url)
+                .map_err(|e| e.with_connector(NAME).with_operation(op))?;
+            // Columns in the server's field order, not serde_json's sorted key order.
+            match KeyOrder::from_body(&first.body, ep.format, &ep.records) {
+                Some(order) => order.apply(&inferred),
+                None => inferred,
             }
         };
         // A limited read is partial: it must not move the incremental cursor.
         let tracker = CursorTracker::new(self.clone(), ep, request.limit.is_none());
-        let pages = pager.pages(first);
+        let page_stream = pager.pages(first);
         let schema2 = schema.clone();
-        let batches = pages.map(move |page| {
+        let batches = page_stream.map(move |page| {
             let page = page?;
             tracker.observe(&page.records);
             if page.last {
@@ -1015,31 +1014,23 @@ impl Source for Rest {
     }
 
     async fn check(&self) -> Result<()> {
-        match self.shared.config.endpoints.first() {
-            Some(ep) => {
-                let pager = Pager {
-                    rest: self.clone(),
-                    ep: Arc::new(ep.clone()),
-                    url: self.url_for(&ep.path, "check")?,
-                    base_query: ep
-                        .params
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    page_cap: Some(1),
-                    op: "check",
-                };
-                pager
-                    .fetch(pager.first_request())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.with_operation("check"))
-            }
-            None => {
-                let spec = RequestSpec::get(self.shared.base.clone());
-                self.shared.client.send(&spec, "check").await.map(|_| ())
-            }
-        }
+        let Some(ep) = self.shared.config.endpoints.first() else {
+            let spec = RequestSpec::get(self.shared.base.clone());
+            return self.shared.client.send(&spec, "check").await.map(|_| ());
+        };
+        let pager = Pager {
+            rest: self.clone(),
+            ep: Arc::new(ep.clone()),
+            url: self.url_for(&ep.path, "check")?,
+            base_query: ep
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            page_cap: Some(1),
+            op: "check",
+        };
+        pager.fetch(pager.first_request()).await.map(|_| ())
     }
 
     async fn discover(&self) -> Result<Vec<DatasetInfo>> {

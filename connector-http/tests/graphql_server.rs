@@ -13,8 +13,9 @@ use serde_json::json;
 use common::{graphql_url, ints, strings};
 
 fn graphql(queries: serde_json::Value) -> GraphQL {
-    let c: GraphQLConfig =
-        serde_json::from_value(json!({"url": graphql_url(), "queries": queries})).unwrap();
+    let mut config = json!({"url": graphql_url()});
+    config["queries"] = queries;
+    let c: GraphQLConfig = serde_json::from_value(config).unwrap();
     GraphQL::new(c).unwrap()
 }
 

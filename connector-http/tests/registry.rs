@@ -22,7 +22,7 @@ async fn rest_and_graphql_from_yaml_with_env_secrets() {
     );
 
     let rest_yaml = format!(
-        r#"
+        r"
 type: rest
 base_url: {}
 auth:
@@ -34,7 +34,7 @@ endpoints:
     pagination: {{style: page_number, param: _page, size_param: _limit, size: 100}}
     total: {{header: X-Total-Count}}
     concurrency: 3
-"#,
+",
         common::rest_url()
     );
     let lookup = |name: &str| (name == "TEST_REST_TOKEN").then(|| "sekret-from-env".to_owned());

@@ -13,9 +13,10 @@ use common::{ints, rest, rest_url, strings};
 const POSTS: i64 = 250;
 
 fn posts(pagination: serde_json::Value, more: serde_json::Value) -> connector_http::Rest {
-    let mut ep = json!({"name": "posts", "path": "posts", "pagination": pagination});
-    if let (Some(e), Some(m)) = (ep.as_object_mut(), more.as_object()) {
-        e.extend(m.clone());
+    let mut ep = json!({"name": "posts", "path": "posts"});
+    ep["pagination"] = pagination;
+    if let (Some(e), serde_json::Value::Object(m)) = (ep.as_object_mut(), more) {
+        e.extend(m);
     }
     rest(json!({"base_url": rest_url(), "endpoints": [ep]}))
 }
