@@ -32,4 +32,4 @@ pub use request::{
 };
 pub use secret::Secret;
 pub use stream::{RecordBatchStream, RecordBatchStreamAdapter, SendableRecordBatchStream};
-pub use transfer::{TransferOptions, TransferSummary, transfer};
+pub use transfer::{Progress, TransferOptions, TransferSummary, transfer};
