@@ -2,7 +2,7 @@
 //! turns it into an `Arc<dyn ObjectStore>`.
 //!
 //! Credentials come from the config or, when `from_env` is true (the default), from the
-//! provider's default chain as object_store's builders read it: `AWS_*` variables, web identity
+//! provider's default chain as `object_store`'s builders read it: `AWS_*` variables, web identity
 //! and instance metadata for S3; `AZURE_*` variables, workload identity and managed identity for
 //! Azure; `GOOGLE_*` variables, application default credentials and the metadata server for GCS.
 //! Values given in the config win over the environment.
@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use crate::location::{ObjectUrl, StoreKind};
 
-/// HTTP client settings shared by every store (object_store's `ClientOptions`).
+/// HTTP client settings shared by every store (`object_store`'s `ClientOptions`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
-    /// Timeout of one whole request, in milliseconds (object_store's default: 30 s).
+    /// Timeout of one whole request, in milliseconds (`object_store`'s default: 30 s).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
     /// Timeout of connecting, in milliseconds (default: 5 s).
@@ -37,7 +37,7 @@ pub struct ClientSettings {
     pub proxy_url: Option<String>,
 }
 
-/// object_store's retry policy: it retries 5xx answers, connection errors and timeouts of
+/// `object_store`'s retry policy: it retries 5xx answers, connection errors and timeouts of
 /// idempotent requests with exponential backoff. A `connector_core::layers::RetryLayer` above
 /// retries whole calls on top of this; keep one of the two small.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
@@ -227,7 +227,7 @@ pub struct AzureConfig {
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Talk to the Azurite emulator (`devstoreaccount1` and its well-known key unless given).
-    /// Its address is object_store's: `AZURITE_BLOB_STORAGE_URL`, default `http://127.0.0.1:10000`.
+    /// Its address is `object_store`'s: `AZURITE_BLOB_STORAGE_URL`, default `http://127.0.0.1:10000`.
     #[serde(default)]
     pub use_emulator: bool,
     /// Read missing settings from the environment and the default credential chain (default true).
@@ -276,7 +276,7 @@ pub struct GcsConfig {
     pub layout: LayoutConfig,
 }
 
-/// Config of the `http_files` kind: files served over HTTP(S). Listing needs a WebDAV server;
+/// Config of the `http_files` kind: files served over HTTP(S). Listing needs a `WebDAV` server;
 /// single files are read with ranged GETs from any server.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -459,10 +459,20 @@ impl AzureConfig {
         } else if let Some(e) = endpoint {
             b = b.with_endpoint(e);
         }
-        if let Some(k) = self.access_key.as_ref().map(Secret::expose).or(cs.key.as_deref()) {
+        if let Some(k) = self
+            .access_key
+            .as_ref()
+            .map(Secret::expose)
+            .or(cs.key.as_deref())
+        {
             b = b.with_access_key(k);
         }
-        if let Some(sas) = self.sas_token.as_ref().map(Secret::expose).or(cs.sas.as_deref()) {
+        if let Some(sas) = self
+            .sas_token
+            .as_ref()
+            .map(Secret::expose)
+            .or(cs.sas.as_deref())
+        {
             b = b.with_config(AzureConfigKey::SasKey, sas.trim_start_matches('?'));
         }
         if let Some(t) = &self.bearer_token {

@@ -1,10 +1,10 @@
 //! Mapping of [`object_store::Error`] into the connector error.
 //!
-//! | object_store error | HTTP status / code in the body | [`ErrorKind`] |
+//! | `object_store` error | HTTP status / code in the body | [`ErrorKind`] |
 //! |---|---|---|
 //! | `NotFound` | 404, `NoSuchKey`, `NoSuchBucket`, `ContainerNotFound` | `NotFound` |
 //! | `Unauthenticated` | 401 | `Authentication` |
-//! | `PermissionDenied` | 403 with `SignatureDoesNotMatch`, `InvalidAccessKeyId`, `AuthenticationFailed`, `InvalidToken`, `ExpiredToken` | `Authentication` |
+//! | `PermissionDenied` | 403 with `SignatureDoesNotMatch`, `InvalidAccessKeyId`, `AuthenticationFailed`, `InvalidToken`, `ExpiredToken`, or Azure's "…formed correctly including the signature" | `Authentication` |
 //! | `PermissionDenied` | other 403 | `Permission` |
 //! | `Precondition`, `AlreadyExists` | 409, 412 | `Conflict` |
 //! | `NotSupported`, `NotImplemented` | | `Unsupported` |
@@ -13,14 +13,15 @@
 //! | `Generic`, transport | timeout → `Timeout`, connect/request → `Connection` | |
 //!
 //! Every error names the connector, the operation and the object's URL (`s3://bucket/key`).
-//! object_store's own messages name the request URL but never a credential: SigV4, shared-key
+//! `object_store`'s own messages name the request URL but never a credential: `SigV4`, shared-key
 //! and OAuth credentials travel in headers, and SAS query strings are not part of its messages
 //! (see [`redact_query`], applied anyway).
 
 use connector_core::{Error, ErrorKind, Location};
 use object_store::client::{HttpError, HttpErrorKind};
 
-/// Convert an object_store error about `url` into a connector error.
+/// Convert an `object_store` error about `url` into a connector error.
+#[must_use]
 pub fn map_store_error(
     err: &object_store::Error,
     connector: &'static str,
@@ -40,7 +41,7 @@ pub fn map_store_error(
     e
 }
 
-/// The kind, HTTP status and redacted message of an object_store error.
+/// The kind, HTTP status and redacted message of an `object_store` error.
 #[must_use]
 pub fn classify(err: &object_store::Error) -> (ErrorKind, Option<u16>, String) {
     use object_store::Error as E;
@@ -56,8 +57,9 @@ pub fn classify(err: &object_store::Error) -> (ErrorKind, Option<u16>, String) {
                 ErrorKind::Permission
             }
         }
-        E::Precondition { .. } | E::AlreadyExists { .. } => ErrorKind::Conflict,
-        E::NotModified { .. } => ErrorKind::Conflict,
+        E::Precondition { .. } | E::AlreadyExists { .. } | E::NotModified { .. } => {
+            ErrorKind::Conflict
+        }
         E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
         E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidConfig,
         E::JoinError { .. } => ErrorKind::Internal,
@@ -67,12 +69,14 @@ pub fn classify(err: &object_store::Error) -> (ErrorKind, Option<u16>, String) {
 }
 
 /// Re-label an error that reached us through connector-file (whose object-store errors know
-/// less): find an object_store error in its source chain and classify it again, set our
+/// less): find an `object_store` error in its source chain and classify it again, set our
 /// connector (keeping the format's name as context), the operation and the object URL.
 #[must_use]
 pub fn refine(e: Error, connector: &'static str, operation: &'static str, url: &str) -> Error {
     if e.connector() == Some(connector) {
-        return e.with_operation(operation).with_location(Location::url(url));
+        return e
+            .with_operation(operation)
+            .with_location(Location::url(url));
     }
     let mut store_err: Option<&object_store::Error> = None;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
@@ -175,12 +179,14 @@ fn is_bad_credential(text: &str) -> bool {
         "InvalidToken",
         "ExpiredToken",
         "AccessKeyNotFound",
+        // Azure (and Azurite, which answers AuthorizationFailure) on a bad shared-key signature.
+        "including the signature",
     ]
     .iter()
     .any(|c| text.contains(c))
 }
 
-/// The HTTP status in an object_store message (`... status code: 403 Forbidden ...`).
+/// The HTTP status in an `object_store` message (`... status code: 403 Forbidden ...`).
 fn find_status(text: &str) -> Option<u16> {
     const MARKERS: [&str; 2] = ["status code: ", "status: "];
     for m in MARKERS {
@@ -310,7 +316,10 @@ mod tests {
             "Error performing GET http://a.blob.core.windows.net/c/k?sv=2020&sig=SECRETSIG in 1s",
         );
         assert!(!s.contains("SECRETSIG"), "{s}");
-        assert!(s.contains("http://a.blob.core.windows.net/c/k?<redacted> in 1s"), "{s}");
+        assert!(
+            s.contains("http://a.blob.core.windows.net/c/k?<redacted> in 1s"),
+            "{s}"
+        );
         let g = object_store::Error::Generic {
             store: "MicrosoftAzure",
             source: boxed("GET https://x/c/k?sig=TOPSECRET failed"),

@@ -7,6 +7,7 @@
 //! a condition on any other column counts as "unknown" and keeps the object).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, new_null_array};
@@ -59,7 +60,7 @@ pub fn percent_encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b' ' | b':') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -200,12 +201,9 @@ impl HiveColumns {
                 (DataType::Int64, PartitionValue::Int(i)) => {
                     Arc::new(Int64Array::from_value(*i, n))
                 }
-                (_, PartitionValue::Int(i)) => {
-                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                        i.to_string(),
-                        n,
-                    )))
-                }
+                (_, PartitionValue::Int(i)) => Arc::new(StringArray::from_iter_values(
+                    std::iter::repeat_n(i.to_string(), n),
+                )),
                 (_, PartitionValue::Str(s)) => Arc::new(StringArray::from_iter_values(
                     std::iter::repeat_n(s.as_str(), n),
                 )),
@@ -337,7 +335,9 @@ pub fn partition_dir(columns: &[String], values: &[Option<String>]) -> String {
         .iter()
         .zip(values)
         .map(|(c, v)| {
-            let v = v.as_deref().map_or_else(|| NULL_PARTITION.to_owned(), percent_encode);
+            let v = v
+                .as_deref()
+                .map_or_else(|| NULL_PARTITION.to_owned(), percent_encode);
             format!("{}={v}", percent_encode(c))
         })
         .collect::<Vec<_>>()
@@ -376,8 +376,12 @@ mod tests {
 
     #[test]
     fn pruning_is_three_valued() {
-        let h = HiveColumns::infer(["year=2024/a", "year=2023/b", "year=__HIVE_DEFAULT_PARTITION__/c"])
-            .unwrap();
+        let h = HiveColumns::infer([
+            "year=2024/a",
+            "year=2023/b",
+            "year=__HIVE_DEFAULT_PARTITION__/c",
+        ])
+        .unwrap();
         let v24 = h.values("year=2024/a");
         let vnull = h.values("year=__HIVE_DEFAULT_PARTITION__/c");
         assert!(h.may_match(&Expr::eq("year", 2024), &v24));
@@ -404,6 +408,9 @@ mod tests {
         assert_eq!(d, "year=2024/city=a%2Fb%3Dc");
         let back = parse_partitions(&format!("{d}/f.parquet"));
         assert_eq!(back[1].1, "a/b=c");
-        assert_eq!(partition_dir(&["y".into()], &[None]), "y=__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(
+            partition_dir(&["y".into()], &[None]),
+            "y=__HIVE_DEFAULT_PARTITION__"
+        );
     }
 }

@@ -29,7 +29,7 @@ pub use source::ObjectStoreSource;
 /// Build it from a typed config ([`ObjectStoreConnector::s3`], [`ObjectStoreConnector::azure`],
 /// [`ObjectStoreConnector::gcs`], [`ObjectStoreConnector::http`]) or from any
 /// `Arc<dyn ObjectStore>` with [`ObjectStoreConnector::new`] (for example one wrapped in
-/// object_store's throttling or limit layers, or a request-counting wrapper in tests).
+/// `object_store`'s throttling or limit layers, or a request-counting wrapper in tests).
 #[derive(Debug, Clone)]
 pub struct ObjectStoreConnector {
     shared: Arc<shared::Shared>,

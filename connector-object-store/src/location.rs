@@ -106,7 +106,12 @@ impl ObjectUrl {
                 {
                     (StoreKind::S3, bucket.to_owned(), None, key)
                 } else {
-                    (StoreKind::Http, format!("{scheme}://{authority}"), None, key)
+                    (
+                        StoreKind::Http,
+                        format!("{scheme}://{authority}"),
+                        None,
+                        key,
+                    )
                 }
             }
             other => {
@@ -190,7 +195,7 @@ pub fn join_key(parts: &[&str]) -> String {
         .join("/")
 }
 
-/// The object_store path of `key` (validated: no `..`, no empty segments).
+/// The `object_store` path of `key` (validated: no `..`, no empty segments).
 pub fn to_path(key: &str, url_for_errors: &str) -> Result<Path> {
     Path::parse(key).map_err(|e| {
         Error::invalid_config(format!("invalid object key {key:?}: {e}"))
@@ -213,12 +218,22 @@ mod tests {
 
         let u = ObjectUrl::parse("abfss://cont@acct.dfs.core.windows.net/a/b.csv").unwrap();
         assert_eq!(
-            (u.kind, u.bucket.as_str(), u.account.as_deref(), u.key.as_str()),
+            (
+                u.kind,
+                u.bucket.as_str(),
+                u.account.as_deref(),
+                u.key.as_str()
+            ),
             (StoreKind::Azure, "cont", Some("acct"), "a/b.csv")
         );
         let u = ObjectUrl::parse("https://acct.blob.core.windows.net/cont/a/b.csv").unwrap();
         assert_eq!(
-            (u.kind, u.bucket.as_str(), u.account.as_deref(), u.key.as_str()),
+            (
+                u.kind,
+                u.bucket.as_str(),
+                u.account.as_deref(),
+                u.key.as_str()
+            ),
             (StoreKind::Azure, "cont", Some("acct"), "a/b.csv")
         );
         let u = ObjectUrl::parse("az://cont").unwrap();

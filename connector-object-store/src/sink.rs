@@ -4,7 +4,7 @@
 //! # How a write is published
 //!
 //! 1. Every object is written under `<target>/_temporary/<write-id>/…`. Readers (this crate's
-//!    source, connector-file, Spark, pyarrow, DuckDB) skip path segments starting with `_`.
+//!    source, connector-file, Spark, pyarrow, `DuckDB`) skip path segments starting with `_`.
 //!    Large objects go up as multipart uploads, which the store shows only once completed.
 //! 2. When the whole stream has been written, each staged object is moved to its final key
 //!    (`<target>/year=2024/part-<write-id>-<n>.parquet`) by a server-side copy and a delete.
@@ -167,21 +167,18 @@ impl Plan {
             .finish()
             .map_err(|e| self.shared.refine(e, "write", &self.display(&f.final_key)))?;
         self.push(&mut f, last).await?;
-        match f.upload.take() {
-            Some(up) => {
-                up.finish()
-                    .await
-                    .map_err(|e| self.store_err(&e, "write", &f.final_key))?;
-            }
-            None => {
-                let payload: PutPayload = f.pending.drain(..).collect();
-                self.shared
-                    .root
-                    .store()
-                    .put(&f.staged, payload)
-                    .await
-                    .map_err(|e| self.store_err(&e, "write", &f.final_key))?;
-            }
+        if let Some(up) = f.upload.take() {
+            up.finish()
+                .await
+                .map_err(|e| self.store_err(&e, "write", &f.final_key))?;
+        } else {
+            let payload: PutPayload = f.pending.drain(..).collect();
+            self.shared
+                .root
+                .store()
+                .put(&f.staged, payload)
+                .await
+                .map_err(|e| self.store_err(&e, "write", &f.final_key))?;
         }
         Ok((f.staged, f.final_key))
     }
@@ -241,6 +238,10 @@ impl ObjectStoreSink {
         self.shared.connector
     }
 
+    fn format_name(&self) -> &str {
+        self.shared.layout.format.as_deref().unwrap_or("parquet")
+    }
+
     fn err(&self, kind: ErrorKind, msg: String, target: &str) -> Error {
         Error::new(kind, msg)
             .with_connector(self.connector())
@@ -261,10 +262,10 @@ impl ObjectStoreSink {
                 continue;
             };
             let input = self.shared.bytes(&key, m.size, compression);
-            let s = format
-                .infer_schema(input)
-                .await
-                .map_err(|e| self.shared.refine(e, "write", &self.shared.root.display(&key)))?;
+            let s = format.infer_schema(input).await.map_err(|e| {
+                self.shared
+                    .refine(e, "write", &self.shared.root.display(&key))
+            })?;
             return Ok(Some(s));
         }
         Ok(None)
@@ -293,17 +294,27 @@ impl ObjectStoreSink {
             .map(|f| f.name().as_str())
             .collect();
         let mut retyped = Vec::new();
-        for f in existing.fields() {
+        // Text formats have inferred types (an empty CSV reads as strings): names only there.
+        let typed = matches!(self.format_name(), "parquet" | "avro" | "ipc" | "arrow");
+        for f in existing.fields().iter().filter(|_| typed) {
             if let Ok(i) = incoming.field_with_name(f.name())
                 && i.data_type() != f.data_type()
             {
-                retyped.push(format!("{}: {} → {}", f.name(), f.data_type(), i.data_type()));
+                retyped.push(format!(
+                    "{}: {} → {}",
+                    f.name(),
+                    f.data_type(),
+                    i.data_type()
+                ));
             }
         }
         if !retyped.is_empty() {
             return Err(self.err(
                 ErrorKind::SchemaMismatch,
-                format!("incoming column types differ from the objects already written: {}", retyped.join(", ")),
+                format!(
+                    "incoming column types differ from the objects already written: {}",
+                    retyped.join(", ")
+                ),
                 target,
             ));
         }
@@ -437,7 +448,7 @@ impl Sink for ObjectStoreSink {
                 &target,
             ));
         }
-        let format_name = self.shared.layout.format.as_deref().unwrap_or("parquet");
+        let format_name = self.format_name();
         let format = self.shared.formats.by_name(format_name).ok_or_else(|| {
             self.err(
                 ErrorKind::InvalidConfig,
@@ -451,12 +462,10 @@ impl Sink for ObjectStoreSink {
         let ext = format.extensions().first().copied().unwrap_or("dat");
 
         // What is visible now: replaced by an overwrite, schema reference for an append.
-        let existing = self
-            .shared
-            .root
-            .list(&target)
-            .await
-            .map_err(|e| self.shared.refine(e, "write", &self.shared.root.display(&target)))?;
+        let existing = self.shared.root.list(&target).await.map_err(|e| {
+            self.shared
+                .refine(e, "write", &self.shared.root.display(&target))
+        })?;
         if !request.create_if_missing && existing.is_empty() {
             return Err(self.err(
                 ErrorKind::NotFound,
@@ -493,6 +502,12 @@ impl Sink for ObjectStoreSink {
             Fit::AsIs => data_schema.clone(),
             Fit::Map(_, s) => s.clone(),
         };
+        let ignored: Vec<String> = data_schema
+            .fields()
+            .iter()
+            .filter(|f| file_schema.field_with_name(f.name()).is_err())
+            .map(|f| f.name().clone())
+            .collect();
 
         let write_id = uuid::Uuid::new_v4().simple().to_string();
         let part_size = self
@@ -515,7 +530,12 @@ impl Sink for ObjectStoreSink {
                 .upload_concurrency
                 .unwrap_or(DEFAULT_UPLOAD_CONCURRENCY)
                 .max(1),
-            max_rows: self.shared.layout.max_rows_per_file.unwrap_or(u64::MAX).max(1),
+            max_rows: self
+                .shared
+                .layout
+                .max_rows_per_file
+                .unwrap_or(u64::MAX)
+                .max(1),
             max_bytes: self
                 .shared
                 .layout
@@ -572,6 +592,7 @@ impl Sink for ObjectStoreSink {
         plan.clean_staging().await;
         let mut report = WriteReport::new(rows, bytes, start.elapsed());
         report.outputs = outputs;
+        report.columns_ignored = ignored;
         Ok(report)
     }
 }
@@ -603,24 +624,34 @@ async fn write_all(
         let parts = if partition_by.is_empty() {
             vec![(String::new(), batch)]
         } else {
-            split_by_partition(&batch, partition_by, data_schema)
-                .map_err(|e| e.with_connector(plan.shared.connector).with_operation("write"))?
+            split_by_partition(&batch, partition_by, data_schema).map_err(|e| {
+                e.with_connector(plan.shared.connector)
+                    .with_operation("write")
+            })?
         };
         for (dir, part) in parts {
             let part = fit.apply(&part)?;
-            if !open.contains_key(&dir) {
-                let f = plan.open(&dir, &mut seq, file_schema)?;
-                open.insert(dir.clone(), f);
-            }
-            let full = match open.get_mut(&dir) {
-                Some(f) => {
-                    plan.write(f, &part).await?;
-                    plan.full(f)
+            let mut offset = 0;
+            while offset < part.num_rows() {
+                if !open.contains_key(&dir) {
+                    let f = plan.open(&dir, &mut seq, file_schema)?;
+                    open.insert(dir.clone(), f);
                 }
-                None => false,
-            };
-            if full && let Some(f) = open.remove(&dir) {
-                staged.push(plan.finish(f).await?);
+                let full = match open.get_mut(&dir) {
+                    Some(f) => {
+                        // Rotate by rows exactly: write no more than the object has room for.
+                        let room = plan.max_rows.saturating_sub(f.rows).max(1);
+                        let take = (part.num_rows() - offset)
+                            .min(usize::try_from(room).unwrap_or(usize::MAX));
+                        plan.write(f, &part.slice(offset, take)).await?;
+                        offset += take;
+                        plan.full(f)
+                    }
+                    None => break,
+                };
+                if full && let Some(f) = open.remove(&dir) {
+                    staged.push(plan.finish(f).await?);
+                }
             }
         }
     }

@@ -132,13 +132,12 @@ impl ObjectStoreSource {
             }
         }
         if files.is_empty() {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                format!("no objects match {display}"),
-            )
-            .with_connector(self.connector())
-            .with_operation("plan")
-            .with_location(Location::url(display)));
+            return Err(
+                Error::new(ErrorKind::NotFound, format!("no objects match {display}"))
+                    .with_connector(self.connector())
+                    .with_operation("plan")
+                    .with_location(Location::url(display)),
+            );
         }
         files.sort();
         Ok(Resolved {
@@ -166,20 +165,25 @@ impl ObjectStoreSource {
     async fn file_schema(&self, key: &str, size: u64) -> Result<SchemaRef> {
         let (format, compression) = self.format_of(key)?;
         let input = self.shared.bytes(key, size, compression);
-        format
-            .infer_schema(input)
-            .await
-            .map_err(|e| self.shared.refine(e, "discover", &self.shared.root.display(key)))
+        format.infer_schema(input).await.map_err(|e| {
+            self.shared
+                .refine(e, "discover", &self.shared.root.display(key))
+        })
+    }
+
+    /// The hive columns of a resolved dataset.
+    fn hive_columns(&self, r: &Resolved) -> Result<HiveColumns> {
+        if self.shared.layout.hive_partitioning {
+            HiveColumns::infer(r.files.iter().map(|(k, _)| rel_to(&r.base, k)))
+                .map_err(|e| self.shared.refine(e, "plan", &r.display))
+        } else {
+            Ok(HiveColumns::default())
+        }
     }
 
     /// The file schema and hive columns of a resolved dataset.
     async fn dataset_schema(&self, r: &Resolved) -> Result<(SchemaRef, HiveColumns)> {
-        let hive = if self.shared.layout.hive_partitioning {
-            HiveColumns::infer(r.files.iter().map(|(k, _)| rel_to(&r.base, k)))
-                .map_err(|e| self.shared.refine(e, "plan", &r.display))?
-        } else {
-            HiveColumns::default()
-        };
+        let hive = self.hive_columns(r)?;
         let (first, size) = &r.files[0];
         let schema = self.file_schema(first, *size).await?;
         Ok((schema, hive))
@@ -217,12 +221,10 @@ impl Source for ObjectStoreSource {
         if self.shared.root_glob.is_some() {
             names.push(String::new());
         } else {
-            let listed = self
-                .shared
-                .root
-                .list("")
-                .await
-                .map_err(|e| self.shared.refine(e, "discover", &self.shared.root.display("")))?;
+            let listed = self.shared.root.list("").await.map_err(|e| {
+                self.shared
+                    .refine(e, "discover", &self.shared.root.display(""))
+            })?;
             let mut seen = HashSet::new();
             for m in listed {
                 let Some(key) = self.shared.root.relative(&m.location) else {
@@ -263,11 +265,7 @@ impl Source for ObjectStoreSource {
             .with_operation("plan"));
         };
         let r = self.resolve(name).await?;
-        let (file_schema, hive) = self.dataset_schema(&r).await?;
-        let full = hive.extend_schema(&file_schema);
-        // Validate the request's columns now, so a bad column fails the plan.
-        residual::project_schema(&full, request.projection.as_deref())
-            .map_err(|e| e.with_connector(self.connector()).with_operation("plan"))?;
+        let hive = self.hive_columns(&r)?;
         let mut files: Vec<FileSpec> = Vec::with_capacity(r.files.len());
         for (key, size) in &r.files {
             let rel = rel_to(&r.base, key).to_owned();
@@ -283,22 +281,35 @@ impl Source for ObjectStoreSource {
                 size: *size,
             });
         }
-        let n = max_partitions.max(1).min(files.len().max(1));
-        let mut groups: Vec<Vec<FileSpec>> = vec![Vec::new(); n];
-        // Contiguous groups of about equal bytes keep each object whole in one partition.
-        let total: u64 = files.iter().map(|f| f.size.max(1)).sum();
-        let per = total.div_ceil(n as u64).max(1);
-        let mut acc = 0u64;
-        for f in files {
-            let idx = ((acc / per) as usize).min(n - 1);
-            acc += f.size.max(1);
-            groups[idx].push(f);
-        }
-        // Avoid empty partitions in the middle (a huge first object): move to a dense list.
-        let mut groups: Vec<Vec<FileSpec>> = groups.into_iter().filter(|g| !g.is_empty()).collect();
-        if groups.is_empty() {
-            groups.push(Vec::new());
-        }
+        // The schema comes from the first object the read keeps (pruned objects are never
+        // touched), or the dataset's first object when the filter keeps none.
+        let (first, size) = files
+            .first()
+            .map_or_else(|| r.files[0].clone(), |f| (f.key.clone(), f.size));
+        let file_schema = self.file_schema(&first, size).await?;
+        let full = hive.extend_schema(&file_schema);
+        // Validate the request's columns now, so a bad column fails the plan.
+        residual::project_schema(&full, request.projection.as_deref())
+            .map_err(|e| e.with_connector(self.connector()).with_operation("plan"))?;
+        let n = max_partitions.max(1);
+        let groups: Vec<Vec<FileSpec>> = if files.is_empty() {
+            vec![Vec::new()]
+        } else if files.len() <= n {
+            // One partition per object.
+            files.into_iter().map(|f| vec![f]).collect()
+        } else {
+            // Contiguous groups of about equal bytes; each object stays whole in one partition.
+            let total: u64 = files.iter().map(|f| f.size.max(1)).sum();
+            let per = total.div_ceil(n as u64).max(1);
+            let mut groups: Vec<Vec<FileSpec>> = vec![Vec::new(); n];
+            let mut acc = 0u64;
+            for f in files {
+                let idx = ((acc / per) as usize).min(n - 1);
+                acc += f.size.max(1);
+                groups[idx].push(f);
+            }
+            groups.into_iter().filter(|g| !g.is_empty()).collect()
+        };
         let count = groups.len();
         let format = self.shared.layout.format.clone();
         groups
@@ -360,12 +371,14 @@ impl Source for ObjectStoreSource {
             // Keep row counts: decode the first column and drop it afterwards.
             needed.push(f.name().clone());
         }
-        let decoded_schema = Arc::new(file_schema.project(
-            &needed
-                .iter()
-                .filter_map(|n| file_schema.index_of(n).ok())
-                .collect::<Vec<_>>(),
-        )?);
+        let decoded_schema = Arc::new(
+            file_schema.project(
+                &needed
+                    .iter()
+                    .filter_map(|n| file_schema.index_of(n).ok())
+                    .collect::<Vec<_>>(),
+            )?,
+        );
         let stage_schema = hive.extend_schema(&decoded_schema);
         // A filter reaches the format only when it names file columns alone.
         let format_filter: Option<Expr> = request.filter.clone().filter(|f| {
