@@ -195,10 +195,12 @@ pub(crate) const PEERS: &[Peer] = &[
         },
         ready: Ready::HttpAny("/"),
         timeout_secs: 60,
-        exports: &[(
-            "CONNECTOR_TEST_AZURITE_ENDPOINT",
-            "http://127.0.0.1:10000/devstoreaccount1",
-        )],
+        // The blob service root; the account is Azurite's well-known `devstoreaccount1` (and
+        // its published key), so URLs are `<endpoint>/devstoreaccount1/<container>`.
+        exports: &[
+            ("CONNECTOR_TEST_AZURITE_ENDPOINT", "http://127.0.0.1:10000"),
+            ("CONNECTOR_TEST_AZURITE_ACCOUNT", "devstoreaccount1"),
+        ],
     },
     Peer {
         name: "json-server",
