@@ -815,3 +815,43 @@ async fn registry_builds_mysql() {
     assert_eq!(e.kind(), ErrorKind::InvalidConfig);
     assert!(!Array::is_empty(&Int64Array::from(vec![1])));
 }
+
+#[tokio::test]
+async fn conformance_suite() {
+    use connector_core::testkit::{Harness, counter_names, run_all};
+    let db = TestDb::new("conformance").await;
+    let types = vec![
+        DataType::Boolean,
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::UInt8,
+        DataType::UInt16,
+        DataType::UInt32,
+        DataType::UInt64,
+        DataType::Float32,
+        DataType::Float64,
+        DataType::Utf8,
+        DataType::Binary,
+        DataType::Date32,
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Duration(TimeUnit::Microsecond),
+        DataType::Decimal128(38, 10),
+        DataType::Decimal128(10, 2),
+    ];
+    let bad = db.with(|c| {
+        c.url = None;
+        c.user = Some("root".into());
+        c.password = Some("certainly-wrong".into());
+    });
+    let h = Harness::new(
+        Arc::new(db.c.clone()),
+        Arc::new(db.c.clone()),
+        counter_names("conf"),
+    )
+    .with_types(types)
+    .with_bad_credentials(Arc::new(bad));
+    let reports = run_all(&h).await;
+    assert!(reports.iter().any(|r| r.case == "round_trip"));
+}

@@ -274,16 +274,32 @@ async fn upsert_delete_overwrite() {
         .unwrap();
     let b = c.read_batch(ReadRequest::dataset("u")).await.unwrap();
     assert_eq!(b.num_rows(), 1);
-    // upsert into a table without a unique key is refused with a clear error
-    c.write_batch(WriteRequest::append("nokey"), ids(s.clone(), &[1], &["a"]))
+    // upsert into a table without a unique key replaces by delete + insert
+    c.write_batch(
+        WriteRequest::append("nokey"),
+        ids(s.clone(), &[1, 2], &["a", "b"]),
+    )
+    .await
+    .unwrap();
+    c.write_batch(
+        WriteRequest::upsert("nokey", ["id"]),
+        ids(s, &[1, 3], &["A", "c"]),
+    )
+    .await
+    .unwrap();
+    let b = c
+        .read_batch(ReadRequest::dataset("nokey").with_filter(Expr::eq("id", 1)))
         .await
         .unwrap();
-    let e = c
-        .write_batch(WriteRequest::upsert("nokey", ["id"]), ids(s, &[1], &["b"]))
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
-    assert!(e.to_string().contains("unique"), "{e}");
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(b.column(1).as_string::<i32>().value(0), "A");
+    assert_eq!(
+        c.read_batch(ReadRequest::dataset("nokey"))
+            .await
+            .unwrap()
+            .num_rows(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -500,4 +516,34 @@ async fn streams_in_bounded_batches() {
     }
     assert_eq!(total, 50_000);
     assert!(!Array::is_empty(&Int64Array::from(vec![1])));
+}
+
+#[tokio::test]
+async fn conformance_suite() {
+    use arrow::datatypes::TimeUnit;
+    use connector_core::testkit::{Harness, counter_names, run_all};
+    let (_d, c) = db();
+    let types = vec![
+        DataType::Boolean,
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::UInt8,
+        DataType::UInt16,
+        DataType::UInt32,
+        DataType::Float32,
+        DataType::Float64,
+        DataType::Utf8,
+        DataType::Binary,
+        DataType::Date32,
+        DataType::Time64(TimeUnit::Microsecond),
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        DataType::Decimal128(38, 10),
+        DataType::Decimal128(10, 2),
+    ];
+    let h = Harness::new(Arc::new(c.clone()), Arc::new(c), counter_names("conf")).with_types(types);
+    let reports = run_all(&h).await;
+    assert!(reports.iter().any(|r| r.case == "round_trip"));
 }

@@ -51,9 +51,10 @@
 //! Rows go in as multi-row `INSERT … VALUES (…),(…)` prepared statements (at most 65,535
 //! placeholders and a quarter of `max_allowed_packet` per statement), inside ONE transaction
 //! (InnoDB): a failure rolls back every row. Overwrite is `DELETE` in that same transaction (not
-//! `TRUNCATE`, which commits implicitly). Upsert is `INSERT … ON DUPLICATE KEY UPDATE` and needs
-//! a primary key or unique index on the keys (a table created by an upsert gets one); delete
-//! deletes by key tuples in chunks.
+//! `TRUNCATE`, which commits implicitly). Upsert is `INSERT … ON DUPLICATE KEY UPDATE` when a
+//! primary key or unique index covers exactly the keys (a table created by an upsert gets one);
+//! otherwise each chunk first deletes its keys and then inserts its rows (a key repeated in the
+//! input: the last row wins). Delete deletes by key tuples in chunks.
 //!
 //! DDL commits implicitly in MySQL and MariaDB, so `CREATE TABLE` and drift's
 //! `ALTER TABLE … ADD COLUMN` run before the data transaction; when the write then fails, the
@@ -62,7 +63,8 @@
 //!
 //! # Partitions and consistency
 //! A table read with `max_partitions > 1` splits on an integer column (the configured
-//! `partition_column`, or the table's single-column integer primary key) into even ranges of
+//! `partition_column`, else the table's single-column integer primary key, else its first
+//! integer column) into even ranges of
 //! `min..=max` (NULL keys go to the first partition; the first and last ranges are open-ended so
 //! rows added after planning are not lost). Each partition is one `SELECT` on its own
 //! connection and so sees its own consistent snapshot; the partitions are NOT one snapshot
@@ -1194,6 +1196,26 @@ async fn primary_key(conn: &mut Conn, name: &str) -> Result<Vec<String>> {
     Ok(rows)
 }
 
+/// Whether a primary key or unique index of `table` covers exactly `keys`.
+async fn has_unique_key(conn: &mut Conn, table: &str, keys: &[String]) -> Result<bool> {
+    let (schema, t) = table_parts(table);
+    let rows: Vec<(String, String)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND NON_UNIQUE = 0",
+            (schema, t),
+        )
+        .await
+        .map_err(|e| map_err(e, "index list").with_location(Location::table(table)))?;
+    let mut by_index: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for (i, c) in rows {
+        by_index.entry(i).or_default().insert(c);
+    }
+    let want: std::collections::BTreeSet<String> = keys.iter().cloned().collect();
+    Ok(by_index.values().any(|cols| *cols == want))
+}
+
 #[async_trait]
 impl Source for MySqlConnector {
     fn name(&self) -> &'static str {
@@ -1268,7 +1290,13 @@ impl Source for MySqlConnector {
                     {
                         Some(k.clone())
                     }
-                    _ => None,
+                    // No integer primary key: any integer column splits correctly (NULLs
+                    // go to the first partition); it may split unevenly.
+                    _ => schema
+                        .fields()
+                        .iter()
+                        .find(|f| f.data_type().is_integer())
+                        .map(|f| f.name().clone()),
                 }
             }
         };
@@ -1598,6 +1626,11 @@ impl MySqlConnector {
             .unwrap_or(4 << 20);
         let budget = (max_packet / 4).max(64 << 10) as usize;
 
+        // Upsert without a unique key on exactly the keys: delete the keys, then insert.
+        let upsert_by_delete = match &request.mode {
+            WriteMode::Upsert(k) if !ddl.created => !has_unique_key(conn, target, k).await?,
+            _ => false,
+        };
         let mut tx = conn
             .start_transaction(mysql_async::TxOpts::default())
             .await
@@ -1633,7 +1666,7 @@ impl MySqlConnector {
             }
         };
         let suffix = match &request.mode {
-            WriteMode::Upsert(k) => {
+            WriteMode::Upsert(k) if !upsert_by_delete => {
                 let sets: Vec<String> = names
                     .iter()
                     .filter(|n| !k.contains(n))
@@ -1667,10 +1700,23 @@ impl MySqlConnector {
                 }
             }
         };
+        let key_pos: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| names.iter().position(|n| n == k))
+            .collect();
+        let key_row_sql = format!(
+            "({})",
+            keys.iter()
+                .map(|c| format!("{} = ?", D.quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        );
         let mut full_sql: Option<String> = None;
         let mut deleted = 0u64;
         let mut row_base = 0u64;
         let mut params: Vec<Value> = Vec::with_capacity(max_rows * bind_cols.len());
+        let mut key_params: Vec<Value> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         while let Some(batch) = data.next().await {
             let batch = batch?;
             report.bytes += batch.get_array_memory_size() as u64;
@@ -1682,27 +1728,73 @@ impl MySqlConnector {
                 .iter()
                 .map(|i| batch.column(*i).as_ref())
                 .collect();
+            let value_err = |why: String, col: &str, r: usize| {
+                Error::invalid_input(
+                    format!("cannot write value: {why}"),
+                    Location::table(target)
+                        .with_column(col.to_owned())
+                        .with_row(row_base + r as u64),
+                )
+            };
             let mut rows_in = 0usize;
             let mut bytes_in = 0usize;
             let mut first_row = 0usize;
-            for r in 0..batch.num_rows() {
-                for (j, a) in arrays.iter().enumerate() {
-                    let v = to_value(*a, r).map_err(|why| {
-                        Error::invalid_input(
-                            format!("cannot write value: {why}"),
-                            Location::table(target)
-                                .with_column(names[bind_cols[j]].clone())
-                                .with_row(row_base + r as u64),
-                        )
-                    })?;
-                    bytes_in += match &v {
-                        Value::Bytes(b) => b.len() + 9,
-                        _ => 9,
-                    };
-                    params.push(v);
+            let n = batch.num_rows();
+            let mut r = 0usize;
+            while r < n {
+                let mut flush_before = false;
+                if upsert_by_delete {
+                    let kv = key_pos
+                        .iter()
+                        .map(|i| {
+                            to_value(batch.column(*i).as_ref(), r)
+                                .map_err(|w| value_err(w, &names[*i], r))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    // A key repeated within one chunk: write what is pending first, so the
+                    // later row replaces the earlier one.
+                    if seen.insert(format!("{kv:?}")) {
+                        key_params.extend(kv);
+                    } else {
+                        flush_before = true;
+                    }
                 }
-                rows_in += 1;
-                if rows_in == max_rows || bytes_in >= budget || r + 1 == batch.num_rows() {
+                if !flush_before {
+                    for (j, a) in arrays.iter().enumerate() {
+                        let v =
+                            to_value(*a, r).map_err(|w| value_err(w, &names[bind_cols[j]], r))?;
+                        bytes_in += match &v {
+                            Value::Bytes(b) => b.len() + 9,
+                            _ => 9,
+                        };
+                        params.push(v);
+                    }
+                    rows_in += 1;
+                    r += 1;
+                }
+                if rows_in > 0
+                    && (flush_before || rows_in == max_rows || bytes_in >= budget || r == n)
+                {
+                    let at = |e: mysql_async::Error| {
+                        map_err(e, "write")
+                            .with_location(
+                                Location::table(target).with_row(row_base + first_row as u64),
+                            )
+                            .with_context(
+                                "rows",
+                                format!("{}..{}", row_base + first_row as u64, row_base + r as u64),
+                            )
+                    };
+                    if upsert_by_delete {
+                        let sql = format!(
+                            "DELETE FROM {qt} WHERE {}",
+                            vec![key_row_sql.as_str(); rows_in].join(" OR ")
+                        );
+                        tx.exec_drop(sql, Params::Positional(std::mem::take(&mut key_params)))
+                            .await
+                            .map_err(at)?;
+                        seen.clear();
+                    }
                     let sql = if rows_in == max_rows {
                         full_sql.get_or_insert_with(|| stmt_for(max_rows)).clone()
                     } else {
@@ -1712,27 +1804,14 @@ impl MySqlConnector {
                         &mut params,
                         Vec::with_capacity(max_rows * bind_cols.len()),
                     ));
-                    tx.exec_drop(sql, p).await.map_err(|e| {
-                        map_err(e, "write")
-                            .with_location(
-                                Location::table(target).with_row(row_base + first_row as u64),
-                            )
-                            .with_context(
-                                "rows",
-                                format!(
-                                    "{}..{}",
-                                    row_base + first_row as u64,
-                                    row_base + r as u64 + 1
-                                ),
-                            )
-                    })?;
+                    tx.exec_drop(sql, p).await.map_err(at)?;
                     deleted += tx.affected_rows();
                     rows_in = 0;
                     bytes_in = 0;
-                    first_row = r + 1;
+                    first_row = r;
                 }
             }
-            row_base += batch.num_rows() as u64;
+            row_base += n as u64;
         }
         tx.commit().await.map_err(|e| map_err(e, "commit"))?;
         report.rows = row_base;

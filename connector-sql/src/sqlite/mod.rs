@@ -34,6 +34,8 @@
 //! and 0-based row. Integers are accepted in REAL columns and numbers are rendered as text in
 //! text columns (SQLite's own affinity rules do the same).
 //!
+//! Filters on decimal columns (stored as exact TEXT, which SQLite would compare as text) are
+//! evaluated by the connector after reading; all other filters are pushed down.
 //! Filter pushdown binds literals the way they are stored: booleans as 0/1, dates and
 //! timestamps as text in the formats above (so comparisons are exact for data this connector
 //! wrote, and for text in the same format).
@@ -42,7 +44,8 @@
 //! Every write is one `BEGIN IMMEDIATE` transaction with one prepared statement reused for all
 //! rows (SQLite DDL is transactional, so a created table or added column is rolled back too):
 //! a failure leaves the target unchanged. Upsert uses `INSERT … ON CONFLICT(keys) DO UPDATE`
-//! and needs a unique index on the keys; a table created by an upsert gets one.
+//! when a unique index or the primary key covers exactly the keys (a table created by an upsert
+//! gets one); otherwise it deletes each incoming key and inserts the row, in the same transaction.
 //!
 //! # Partitions
 //! A table read splits into `rowid` ranges (`min(rowid)..=max(rowid)`, evenly). Each partition
@@ -863,6 +866,59 @@ fn table_info(conn: &Connection, name: &str) -> Result<Vec<ColInfo>> {
         .map_err(|e| map_err(&e, "table_info", Some(name)))
 }
 
+/// Whether a unique index or the primary key of `table` covers exactly `keys`.
+fn has_unique_key(
+    conn: &Connection,
+    table: &str,
+    info: &[ColInfo],
+    keys: &[String],
+) -> Result<bool> {
+    let want: std::collections::BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+    let pk: std::collections::BTreeSet<&str> = info
+        .iter()
+        .filter(|c| c.3 > 0)
+        .map(|c| c.0.as_str())
+        .collect();
+    if pk == want {
+        return Ok(true);
+    }
+    let (schema, t) = table_parts(table);
+    let prefix = schema
+        .map(|s| format!("{}.", D.quote_ident(&s)))
+        .unwrap_or_default();
+    let err = |e: rusqlite::Error| map_err(&e, "index list", Some(table));
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA {prefix}index_list({})", D.quote_ident(&t)))
+        .map_err(err)?;
+    let indexes: Vec<(String, bool)> = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? != 0))
+        })
+        .and_then(Iterator::collect)
+        .map_err(err)?;
+    for (name, unique) in indexes {
+        if !unique {
+            continue;
+        }
+        let mut s = conn
+            .prepare(&format!(
+                "PRAGMA {prefix}index_info({})",
+                D.quote_ident(&name)
+            ))
+            .map_err(err)?;
+        let cols: Vec<Option<String>> = s
+            .query_map([], |r| r.get::<_, Option<String>>(2))
+            .and_then(Iterator::collect)
+            .map_err(err)?;
+        let cols: std::collections::BTreeSet<&str> =
+            cols.iter().flatten().map(String::as_str).collect();
+        if cols == want {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn schema_of(info: &[ColInfo]) -> SchemaRef {
     Arc::new(Schema::new(
         info.iter()
@@ -887,9 +943,11 @@ fn not_found(name: &str) -> Error {
 }
 
 /// Build the SELECT for a partition: (sql, params).
-fn build_select(p: &Partition, columns: Option<&[String]>) -> (String, Vec<Value>, String) {
+/// With `push` false, the SELECT reads every column and row of the partition and the caller
+/// applies projection, filter and limit itself.
+fn build_select(p: &Partition, push: bool) -> (String, Vec<Value>, String) {
     let req = &p.request;
-    let proj = match columns.or(req.projection.as_deref()) {
+    let proj = match req.projection.as_deref().filter(|_| push) {
         Some(cols) if !cols.is_empty() => cols
             .iter()
             .map(|c| D.quote_ident(c))
@@ -903,7 +961,7 @@ fn build_select(p: &Partition, columns: Option<&[String]>) -> (String, Vec<Value
     };
     let mut lits = Vec::new();
     let mut conds = Vec::new();
-    if let Some(f) = &req.filter {
+    if let Some(f) = req.filter.as_ref().filter(|_| push) {
         conds.push(render_filter(f, D, &mut lits));
     }
     let mut params: Vec<Value> = lits.iter().map(literal_value).collect();
@@ -937,7 +995,7 @@ fn build_select(p: &Partition, columns: Option<&[String]>) -> (String, Vec<Value
                 .join(" AND "),
         );
     }
-    if let Some(l) = req.limit {
+    if let Some(l) = req.limit.filter(|_| push) {
         params.push(Value::Integer(i64::try_from(l).unwrap_or(i64::MAX)));
         let _ = write!(sql, " LIMIT ?{}", params.len());
     }
@@ -1055,7 +1113,27 @@ impl Source for SqliteConnector {
     }
 
     async fn read(&self, partition: Partition) -> Result<SendableRecordBatchStream> {
-        let (sql, params, label) = build_select(&partition, None);
+        // Decimals are stored as exact TEXT, which SQLite compares as text: filters on them
+        // are evaluated here instead.
+        let push = match (&partition.request.target, &partition.request.filter) {
+            (ReadTarget::Dataset(d), Some(f)) => {
+                let d = d.clone();
+                let cols: Vec<String> = f.columns().into_iter().map(str::to_owned).collect();
+                self.blocking("read", move |c| {
+                    let info = table_info(c, &d)?;
+                    Ok(!info.iter().any(|x| {
+                        cols.contains(&x.0)
+                            && matches!(
+                                arrow_type_for_decl(x.1.as_deref()),
+                                Some(DataType::Decimal128(..))
+                            )
+                    }))
+                })
+                .await?
+            }
+            _ => true,
+        };
+        let (sql, params, label) = build_select(&partition, push);
         let job = ReadJob {
             sql,
             params,
@@ -1078,9 +1156,17 @@ impl Source for SqliteConnector {
         })??;
         let stream =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-        Ok(connector_core::RecordBatchStreamAdapter::boxed(
-            schema, stream,
-        ))
+        let stream = connector_core::RecordBatchStreamAdapter::boxed(schema, stream);
+        if push {
+            Ok(stream)
+        } else {
+            connector_core::residual::apply(
+                stream,
+                &partition.request,
+                connector_core::residual::Pushed::NONE,
+            )
+            .map_err(|e| e.with_connector(NAME).with_operation("read"))
+        }
     }
 }
 
@@ -1349,6 +1435,11 @@ fn write_blocking(
         .map(|f| f.name().clone())
         .collect();
     let qcols: Vec<String> = names.iter().map(|c| D.quote_ident(c)).collect();
+    // Upsert without a unique index on exactly the keys: delete the key, then insert, per row.
+    let upsert_by_delete = match &job.req.mode {
+        WriteMode::Upsert(k) if !info.is_empty() => !has_unique_key(&tx, target, &info, k)?,
+        _ => false,
+    };
     let (sql, bind_cols): (String, Vec<usize>) = match &job.req.mode {
         WriteMode::Delete(k) => {
             let conds: Vec<String> = k
@@ -1372,7 +1463,7 @@ fn write_blocking(
                 qcols.join(", "),
                 ph.join(", ")
             );
-            if let WriteMode::Upsert(k) = mode {
+            if let (WriteMode::Upsert(k), false) = (mode, upsert_by_delete) {
                 let sets: Vec<String> = names
                     .iter()
                     .filter(|n| !k.contains(n))
@@ -1417,6 +1508,25 @@ fn write_blocking(
         }
         err
     })?;
+    let mut del_stmt = match (&job.req.mode, upsert_by_delete) {
+        (WriteMode::Upsert(k), true) => {
+            let conds: Vec<String> = k
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{} = ?{}", D.quote_ident(c), i + 1))
+                .collect();
+            let sql = format!("DELETE FROM {qt} WHERE {}", conds.join(" AND "));
+            Some(
+                tx.prepare(&sql)
+                    .map_err(|e| map_err(&e, "prepare upsert", Some(target)))?,
+            )
+        }
+        _ => None,
+    };
+    let key_idx: Vec<usize> = keys
+        .iter()
+        .filter_map(|k| names.iter().position(|n| n == k))
+        .collect();
     let mut deleted = 0u64;
     let mut row_base: u64 = 0;
     loop {
@@ -1440,6 +1550,14 @@ fn write_blocking(
             .map(|i| batch.column(*i).as_ref())
             .collect();
         for r in 0..batch.num_rows() {
+            if let Some(del) = del_stmt.as_mut() {
+                for (j, i) in key_idx.iter().enumerate() {
+                    bind(del, j + 1, batch.column(*i).as_ref(), r)
+                        .map_err(|e| map_err(&e, "bind", Some(target)))?;
+                }
+                del.raw_execute()
+                    .map_err(|e| map_err(&e, "upsert", Some(target)))?;
+            }
             for (j, a) in arrays.iter().enumerate() {
                 bind(&mut stmt, j + 1, *a, r).map_err(|e| {
                     map_err(&e, "bind", Some(target)).with_location(
@@ -1458,6 +1576,7 @@ fn write_blocking(
         row_base += batch.num_rows() as u64;
     }
     drop(stmt);
+    drop(del_stmt);
     tx.commit()
         .map_err(|e| map_err(&e, "commit", Some(target)))?;
     report.rows = row_base;
