@@ -87,7 +87,7 @@ impl Compression {
 }
 
 enum DecoderState {
-    Gzip(flate2::write::MultiGzDecoder<Vec<u8>>),
+    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
     Zstd(Box<zstd::stream::write::Decoder<'static, Vec<u8>>>),
 }
 
@@ -114,7 +114,9 @@ impl Decompressor {
         let location = location.into();
         let state = match compression {
             Compression::None => return Ok(None),
-            Compression::Gzip => DecoderState::Gzip(flate2::write::MultiGzDecoder::new(Vec::new())),
+            Compression::Gzip => {
+                DecoderState::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
+            }
             Compression::Zstd => DecoderState::Zstd(Box::new(
                 zstd::stream::write::Decoder::new(Vec::new())
                     .map_err(|e| Error::from(e).with_location(Location::file(location.clone())))?,
@@ -184,14 +186,14 @@ pub fn decompress_stream(
     compression: Compression,
     location: impl Into<String>,
 ) -> Result<BoxStream<'static, Result<Bytes>>> {
-    let Some(decoder) = Decompressor::new(compression, location)? else {
-        return Ok(input);
-    };
     struct State {
         input: BoxStream<'static, Result<Bytes>>,
         decoder: Option<Decompressor>,
         chunk: Bytes,
     }
+    let Some(decoder) = Decompressor::new(compression, location)? else {
+        return Ok(input);
+    };
     let state = State {
         input,
         decoder: Some(decoder),

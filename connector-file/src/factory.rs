@@ -151,6 +151,7 @@ pub trait FormatKind: Send + Sync + 'static {
     /// The format for `options`.
     fn format(options: &Self::Options) -> Result<Arc<dyn FileFormat>>;
     /// Whether reads fetch only the projected columns.
+    #[must_use]
     fn projection_pushdown() -> bool {
         false
     }

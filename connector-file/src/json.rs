@@ -574,15 +574,13 @@ impl FileFormat for JsonFormat {
             Ok(())
         };
         loop {
-            match stream.next().await {
-                Some(chunk) => splitter
-                    .push(&chunk.map_err(ctx)?, &mut take)
-                    .map_err(ctx)?,
-                None => {
-                    splitter.finish(&mut take).map_err(ctx)?;
-                    break;
-                }
-            }
+            let Some(chunk) = stream.next().await else {
+                splitter.finish(&mut take).map_err(ctx)?;
+                break;
+            };
+            splitter
+                .push(&chunk.map_err(ctx)?, &mut take)
+                .map_err(ctx)?;
             if taken.load(std::sync::atomic::Ordering::Relaxed) >= wanted {
                 break;
             }

@@ -9,7 +9,7 @@
 //!   the old ones. With `max_rows_per_file` / `max_bytes_per_file` a write rotates to a new part.
 //!
 //! # Atomicity and memory
-//! Bytes stream to the store through object_store's [`BufWriter`]: one PUT for small files, a
+//! Bytes stream to the store through `object_store`'s [`BufWriter`]: one PUT for small files, a
 //! multipart upload for large ones, so memory stays bounded by the upload buffer and one encoded
 //! batch (Parquet: one row group). Every object store makes a PUT or a completed multipart
 //! upload visible at once (the local store writes a hidden staging file and renames it), so
@@ -143,12 +143,11 @@ impl FileSink {
         match &request.mode {
             WriteMode::Append => {
                 if let Some(first) = existing.first() {
-                    let target_schema = match &self.options.schema {
-                        Some(s) => s.clone(),
-                        None => {
-                            let (fmt, bytes) = source_open(&self.root, &self.options, first)?;
-                            fmt.infer_schema(bytes).await?
-                        }
+                    let target_schema = if let Some(s) = &self.options.schema {
+                        s.clone()
+                    } else {
+                        let (fmt, bytes) = source_open(&self.root, &self.options, first)?;
+                        fmt.infer_schema(bytes).await?
                     };
                     let exact = matches!(format.name(), "parquet" | "avro");
                     let target_schema = if exact {
@@ -396,12 +395,12 @@ impl Sink for FileSink {
         };
         let id = uuid::Uuid::new_v4();
         let mut next_part = 0usize;
-        let mut name = || match &plan.file {
-            Some(f) => f.clone(),
-            None => {
-                next_part += 1;
-                Self::part_name(&plan, &id, next_part - 1)
+        let mut name = || {
+            if let Some(f) = &plan.file {
+                return f.clone();
             }
+            next_part += 1;
+            Self::part_name(&plan, &id, next_part - 1)
         };
         let mut written: Vec<String> = Vec::new();
         let mut current: Option<OpenFile> = None;
@@ -428,10 +427,10 @@ impl Sink for FileSink {
                     file.rows += take;
                     offset += take;
                     Self::drain(file).await?;
-                    if file.rows >= max_rows || file.bytes >= max_bytes {
-                        if let Some(done) = current.take() {
-                            written.push(Self::close(done).await?);
-                        }
+                    if (file.rows >= max_rows || file.bytes >= max_bytes)
+                        && let Some(done) = current.take()
+                    {
+                        written.push(Self::close(done).await?);
                     }
                 }
             }

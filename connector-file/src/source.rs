@@ -271,19 +271,19 @@ impl FileSource {
                 .filter(|f| glob.as_ref().is_none_or(|g| g.is_match(&f.path)))
                 .collect());
         }
-        if !dataset.is_empty() {
-            if let Some(meta) = self.root.head(dataset).await? {
-                if self.options.resolve(dataset).is_none() {
-                    return Err(Error::invalid_config(format!(
-                        "no format reads {dataset:?}; set a format or use a known extension"
-                    ))
-                    .with_location(Location::file(self.root.display(dataset))));
-                }
-                return Ok(vec![FileRef {
-                    path: dataset.to_owned(),
-                    size: meta.size,
-                }]);
+        if !dataset.is_empty()
+            && let Some(meta) = self.root.head(dataset).await?
+        {
+            if self.options.resolve(dataset).is_none() {
+                return Err(Error::invalid_config(format!(
+                    "no format reads {dataset:?}; set a format or use a known extension"
+                ))
+                .with_location(Location::file(self.root.display(dataset))));
             }
+            return Ok(vec![FileRef {
+                path: dataset.to_owned(),
+                size: meta.size,
+            }]);
         }
         let listed = self.root.list(dataset).await?;
         Ok(listed

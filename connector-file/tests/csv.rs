@@ -1,6 +1,7 @@
 //! CSV codec and file source/sink over the local file system.
 #![cfg(feature = "csv")]
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{Array, Int64Array, StringArray};
@@ -104,7 +105,7 @@ async fn skip_policy_logs_every_bad_row_with_its_line() {
             7 | 31 => text.push_str("oops\n"),
             12 => text.push_str("notanumber,x\n"),
             40 => text.push_str("1,2,3\n"),
-            _ => text.push_str(&format!("{i},n{i}\n")),
+            _ => writeln!(text, "{i},n{i}").unwrap(),
         }
     }
     std::fs::write(dir.path().join("a.csv"), &text).unwrap();
