@@ -118,7 +118,7 @@ fn peers_up() -> Result<()> {
     // Left running on purpose; on failure, stop what this call started.
     let started = StartedSet::default();
     if let Err(e) = peers::up(&started) {
-        started.stop_all();
+        started.stop_all(true);
         return Err(e);
     }
     eprintln!("xtask: peers are running; stop them with `cargo xtask peers down`");
@@ -126,12 +126,16 @@ fn peers_up() -> Result<()> {
     Ok(())
 }
 
-/// Stops the peers this run started when dropped (success, error or early return).
-struct StopOnDrop(StartedSet);
+/// Stops the peers this run started when dropped (success, error or early return). Quiet on
+/// success, so the run's output ends with cargo test's summary lines.
+struct StopOnDrop {
+    started: StartedSet,
+    ok: bool,
+}
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.stop_all();
+        self.started.stop_all(!self.ok);
     }
 }
 
@@ -155,12 +159,15 @@ fn test(extra: &[&str]) -> Result<()> {
                     .args(["-TERM", &pid.to_string()])
                     .status();
             }
-            started.stop_all();
+            started.stop_all(true);
             std::process::exit(130);
         })
         .map_err(|e| Error::new(format!("cannot install the signal handler: {e}")))?;
     }
-    let _guard = StopOnDrop(started.clone());
+    let mut guard = StopOnDrop {
+        started: started.clone(),
+        ok: false,
+    };
     peers::up(&started)?;
 
     let mut test_args = vec!["test", "--workspace", "--all-features"];
@@ -181,6 +188,7 @@ fn test(extra: &[&str]) -> Result<()> {
     for step in steps {
         cargo(step, &current)?;
     }
+    guard.ok = true;
     Ok(())
 }
 

@@ -273,8 +273,9 @@ impl StartedSet {
             .push(s);
     }
 
-    /// Stop every server in the set (process group TERM, then KILL), and forget them.
-    pub(crate) fn stop_all(&self) {
+    /// Stop every server in the set (process group TERM, then KILL), and forget them. Quiet
+    /// unless `verbose`, so that a successful test run ends with cargo test's summary.
+    pub(crate) fn stop_all(&self, verbose: bool) {
         let all: Vec<Started> = std::mem::take(
             &mut *self
                 .0
@@ -282,13 +283,13 @@ impl StartedSet {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for s in all.iter().rev() {
-            stop_group(s.name, s.pid);
+            stop_group(s.name, s.pid, verbose);
         }
     }
 }
 
 /// Stop the process group `pid` leads: SIGTERM, up to 10 s of grace, then SIGKILL.
-fn stop_group(name: &str, pid: u32) {
+fn stop_group(name: &str, pid: u32, verbose: bool) {
     let group = format!("-{pid}");
     let signal = |sig: &str| {
         Command::new("kill")
@@ -308,7 +309,9 @@ fn stop_group(name: &str, pid: u32) {
     // Whatever is left of the group (children the leader did not take down) goes now.
     signal("-KILL");
     let _ = fs::remove_file(run_dir().join(format!("{name}.pid")));
-    eprintln!("xtask: stopped {name} (pid {pid})");
+    if verbose {
+        eprintln!("xtask: stopped {name} (pid {pid})");
+    }
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -678,7 +681,7 @@ pub(crate) fn down() {
                 .and_then(|s| s.trim().parse::<u32>().ok())
             {
                 Some(pid) if PEERS.iter().any(|p| p.name == name) => {
-                    stop_group(&name, pid);
+                    stop_group(&name, pid, true);
                     n += 1;
                 }
                 _ => {
