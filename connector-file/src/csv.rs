@@ -154,10 +154,14 @@ struct Splitter {
 
 impl Splitter {
     fn new(reader: csv_core::Reader) -> Self {
+        Self::with_buffers(reader, vec![0; 64 * 1024], vec![0; 1024])
+    }
+
+    fn with_buffers(reader: csv_core::Reader, scratch: Vec<u8>, ends: Vec<usize>) -> Self {
         Self {
             reader,
-            scratch: vec![0; 64 * 1024],
-            ends: vec![0; 1024],
+            scratch,
+            ends,
             record: Vec::new(),
             fields: 0,
             in_record: false,
@@ -167,6 +171,11 @@ impl Splitter {
             record_offset: 0,
             bom_pending: Some(Vec::new()),
         }
+    }
+
+    /// A splitter without buffers, to stand in while the real one is borrowed.
+    fn placeholder() -> Self {
+        Self::with_buffers(csv_core::Reader::new(), Vec::new(), Vec::new())
     }
 
     /// Feed bytes; `on_record` is called for each record completed.
@@ -349,7 +358,7 @@ impl CsvRead {
     fn accept(&mut self, rec: &RawRecord<'_>) -> Result<()> {
         if self.header_pending {
             self.header_pending = false;
-            return Ok(());
+            return self.check_header(rec);
         }
         let row = self.next_row;
         self.next_row += 1;
@@ -371,6 +380,40 @@ impl CsvRead {
             self.decode_pending()?;
         }
         Ok(())
+    }
+
+    /// The header must name the schema's columns, in order: a file whose columns are
+    /// reordered, renamed or of another number is a [`ErrorKind::SchemaMismatch`].
+    fn check_header(&self, rec: &RawRecord<'_>) -> Result<()> {
+        let (header, _) = self
+            .format
+            .arrow_format()
+            .infer_schema(Cursor::new(rec.bytes), Some(0))
+            .map_err(|e| bad_row_error(&self.location, rec.line, 0, rec.offset, e.to_string()))?;
+        let got: Vec<&String> = header.fields().iter().map(|f| f.name()).collect();
+        let want: Vec<&String> = self.schema.fields().iter().map(|f| f.name()).collect();
+        if got == want {
+            return Ok(());
+        }
+        let first_difference = (0..got.len().max(want.len()))
+            .find(|i| got.get(*i) != want.get(*i))
+            .unwrap_or_default();
+        let mut location = Location::file(self.location.clone())
+            .with_line(rec.line)
+            .with_byte_offset(rec.offset);
+        if let Some(name) = got
+            .get(first_difference)
+            .or_else(|| want.get(first_difference))
+        {
+            location = location.with_column((*name).clone());
+        }
+        Err(Error::new(
+            ErrorKind::SchemaMismatch,
+            format!("the header names columns {got:?}, the schema {want:?}"),
+        )
+        .with_connector(NAME)
+        .with_operation("read")
+        .with_location(location))
     }
 
     fn bad(&self, line: u64, row: u64, offset: u64, reason: String) -> Result<()> {
@@ -427,16 +470,14 @@ impl CsvRead {
     }
 
     fn push_chunk(&mut self, chunk: &[u8]) -> Result<()> {
-        let mut splitter =
-            std::mem::replace(&mut self.splitter, Splitter::new(csv_core::Reader::new()));
+        let mut splitter = std::mem::replace(&mut self.splitter, Splitter::placeholder());
         let r = splitter.push(chunk, &mut |rec| self.accept(&rec));
         self.splitter = splitter;
         r
     }
 
     fn finish_input(&mut self) -> Result<()> {
-        let mut splitter =
-            std::mem::replace(&mut self.splitter, Splitter::new(csv_core::Reader::new()));
+        let mut splitter = std::mem::replace(&mut self.splitter, Splitter::placeholder());
         let r = splitter.finish(&mut |rec| self.accept(&rec));
         self.splitter = splitter;
         r?;

@@ -301,15 +301,22 @@ async fn a_file_that_disagrees_with_the_schema_is_named() {
     std::fs::create_dir_all(dir.path().join("d")).unwrap();
     std::fs::write(dir.path().join("d/a.csv"), "id,name\n1,a\n").unwrap();
     std::fs::write(dir.path().join("d/b.csv"), "id,name,extra\n1,a,z\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("e")).unwrap();
+    std::fs::write(dir.path().join("e/a.csv"), "id,name\n1,a\n").unwrap();
+    std::fs::write(dir.path().join("e/b.csv"), "name,id\nb,2\n").unwrap();
     let source = FileSource::local(dir.path(), FileOptions::default()).unwrap();
     let e = read_all(&source, "d").await.unwrap_err();
-    assert!(
-        e.location()
-            .unwrap()
-            .file
-            .as_deref()
-            .unwrap()
-            .ends_with("d/b.csv"),
+    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+    let file = e.location().unwrap().file.clone().unwrap();
+    assert!(file.ends_with("d/b.csv"), "{e}");
+    // Same columns in another order: named too, at line 1 and the first differing column.
+    let e = read_all(&source, "e").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+    let loc = e.location().unwrap();
+    assert!(loc.file.as_deref().unwrap().ends_with("e/b.csv"), "{e}");
+    assert_eq!(
+        (loc.line, loc.column.as_deref()),
+        (Some(1), Some("name")),
         "{e}"
     );
 }
