@@ -1,7 +1,13 @@
 //! Tests against a real PostgreSQL (15 on 127.0.0.1:5432 by default; `CONNECTOR_TEST_PG_URL`
 //! overrides the libpq connection string). Every test works in a fresh schema that it drops.
 #![cfg(feature = "postgres")]
-#![allow(clippy::too_many_lines, clippy::missing_panics_doc)]
+// Exact float comparison is the point of a round trip; short names keep assertions readable.
+#![allow(
+    clippy::too_many_lines,
+    clippy::missing_panics_doc,
+    clippy::float_cmp,
+    clippy::many_single_char_names
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,8 +54,7 @@ impl Db {
         tokio::spawn(conn);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+            .map_or(0, |d| d.subsec_nanos());
         let schema = format!("t_{test}_{}_{nanos}", std::process::id());
         admin
             .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
@@ -676,19 +681,16 @@ async fn partitioned_read_by_timestamp_range_and_auto() {
         },
         PartitionStrategy::Auto,
     ] {
-        let (_, batches) = {
-            let parts = c.plan_with(&req, 3, &strategy).await.unwrap();
-            assert_eq!(parts.len(), 3);
-            let mut all = Vec::new();
-            for p in parts {
-                all.push(
-                    connector_core::collect(c.read(p).await.unwrap())
-                        .await
-                        .unwrap(),
-                );
-            }
-            ((), all)
-        };
+        let parts = c.plan_with(&req, 3, &strategy).await.unwrap();
+        assert_eq!(parts.len(), 3);
+        let mut batches = Vec::new();
+        for p in parts {
+            batches.push(
+                connector_core::collect(c.read(p).await.unwrap())
+                    .await
+                    .unwrap(),
+            );
+        }
         let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
         assert_eq!(total, 5000, "{strategy:?}");
     }
@@ -705,6 +707,18 @@ async fn partitioned_read_by_timestamp_range_and_auto() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
+}
+
+/// Active backends with this application name.
+async fn active(db: &Db, app: String) -> i64 {
+    db.admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -724,16 +738,6 @@ async fn dropping_a_stream_cancels_the_query_and_keeps_the_pool() {
         .unwrap();
     let first = s.next().await.unwrap().unwrap();
     assert_eq!(first.num_rows(), 1000);
-    async fn active(db: &Db, app: String) -> i64 {
-        db.admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
-                &[&app],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-    }
     let app = format!("cancel_{}", db.schema);
     assert_eq!(active(&db, app.clone()).await, 1);
     drop(s);

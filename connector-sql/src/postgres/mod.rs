@@ -279,10 +279,10 @@ impl PostgresConfig {
             cfg.port = *p;
         }
         if let Some(u) = c.get_user() {
-            cfg.user = u.to_owned();
+            u.clone_into(&mut cfg.user);
         }
         if let Some(d) = c.get_dbname() {
-            cfg.dbname = d.to_owned();
+            d.clone_into(&mut cfg.dbname);
         }
         if let Some(p) = c.get_password() {
             cfg.password = Some(Secret::new(String::from_utf8_lossy(p).into_owned()));

@@ -178,6 +178,7 @@ pub(crate) fn to_decimal128(data: &[u8], precision: u8, scale: i8) -> Result<i12
 }
 
 /// The text PostgreSQL prints for the value (`NaN`, `Infinity`, `-Infinity` included).
+#[allow(clippy::many_single_char_names)] // p, n, w, g, d follow the format's own names
 pub(crate) fn to_text(data: &[u8], out: &mut Vec<u8>) -> Result<(), NumError> {
     let p = match parse(data) {
         Ok(p) => p,

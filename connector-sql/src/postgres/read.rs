@@ -2,6 +2,7 @@
 //! planning over one exported snapshot, and discovery.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,7 +51,7 @@ pub(crate) struct Snapshots(Arc<Mutex<HashMap<String, Held>>>);
 
 impl std::fmt::Debug for Snapshots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().map(|m| m.len()).unwrap_or(0);
+        let n = self.0.lock().map_or(0, |m| m.len());
         f.debug_struct("Snapshots").field("held", &n).finish()
     }
 }
@@ -58,7 +59,7 @@ impl std::fmt::Debug for Snapshots {
 impl Snapshots {
     /// Number of snapshots currently held open.
     pub(crate) fn len(&self) -> usize {
-        self.0.lock().map(|m| m.len()).unwrap_or(0)
+        self.0.lock().map_or(0, |m| m.len())
     }
 
     fn insert(&self, id: String, client: Object, remaining: usize, ttl: Duration) {
@@ -447,7 +448,7 @@ pub(crate) fn build_select(
         );
     }
     if let Some(l) = request.limit {
-        sql.push_str(&format!(" LIMIT {l}"));
+        let _ = write!(sql, " LIMIT {l}");
     }
     Ok((sql, indices))
 }
@@ -620,12 +621,12 @@ impl ReadState {
                 while let Some(m) = copy.next().await {
                     m.map_err(|e| map_pg(&e, "read", Some(&self.table)))?;
                 }
-                if self.in_tx {
-                    if let Some(c) = &self.client {
-                        c.batch_execute("COMMIT")
-                            .await
-                            .map_err(|e| map_pg(&e, "read", Some(&self.table)))?;
-                    }
+                if self.in_tx
+                    && let Some(c) = &self.client
+                {
+                    c.batch_execute("COMMIT")
+                        .await
+                        .map_err(|e| map_pg(&e, "read", Some(&self.table)))?;
                 }
                 self.done = true;
                 self.lease = None;

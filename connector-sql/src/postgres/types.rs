@@ -181,6 +181,7 @@ pub(crate) fn resolve(
     }
 }
 
+#[allow(clippy::unnecessary_wraps)] // keeps resolve_inner's arms uniform
 fn scalar(dt: DataType, d: Decode) -> Option<Resolved> {
     Some(Resolved {
         data_type: dt,
@@ -298,9 +299,11 @@ pub(crate) fn ddl_type(field: &Field) -> Result<String, Error> {
                 format!("numeric({p},{s})")
             }
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".into(),
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea".into(),
             DataType::FixedSizeBinary(16) if meta_uuid => "uuid".into(),
-            DataType::FixedSizeBinary(_) => "bytea".into(),
+            DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_) => "bytea".into(),
             DataType::Date32 | DataType::Date64 => "date".into(),
             DataType::Time32(_) | DataType::Time64(_) => "time".into(),
             DataType::Timestamp(_, None) => "timestamp".into(),

@@ -202,20 +202,20 @@ pub(crate) async fn write(
             },
         }
     }
-    if !delete_only && request.schema_drift == SchemaDriftPolicy::Fail {
-        if let Some(t) = target
+    if !delete_only
+        && request.schema_drift == SchemaDriftPolicy::Fail
+        && let Some(t) = target
             .iter()
             .find(|t| !t.has_default && incoming.index_of(&t.name).is_err())
-        {
-            return Err(mismatch(
-                format!(
-                    "the data has no column {:?}, which the table has (and it has no default)",
-                    t.name
-                ),
-                &table,
-                &t.name,
-            ));
-        }
+    {
+        return Err(mismatch(
+            format!(
+                "the data has no column {:?}, which the table has (and it has no default)",
+                t.name
+            ),
+            &table,
+            &t.name,
+        ));
     }
     let col_list = columns
         .iter()
