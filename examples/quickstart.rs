@@ -76,7 +76,10 @@ async fn run() -> Result<bool, BoxError> {
     );
 
     let dir = tempfile::tempdir()?;
-    println!("Writing every file format under {}\n", dir.path().display());
+    println!(
+        "Writing and reading back every file format under {}",
+        dir.path().display()
+    );
     // One sink and one source over the same folder; the format follows each file's extension.
     let sink = FileSink::local(dir.path(), FileOptions::default())?;
     let source = Arc::new(FileSource::local(dir.path(), FileOptions::default())?);
@@ -95,8 +98,12 @@ async fn run() -> Result<bool, BoxError> {
         )
         .await
         {
-            Ok(line) => line,
+            Ok(line) => {
+                println!("  {label:<10} {file:<18} ok ({} bytes)", line.bytes);
+                line
+            }
             Err(e) => {
+                println!("  {label:<10} {file:<18} FAILED: {e}");
                 all_ok = false;
                 Row {
                     format: label.to_owned(),
