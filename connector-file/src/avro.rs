@@ -327,6 +327,23 @@ impl FormatWriter for AvroFileWriter {
     }
 }
 
+/// The `avro` connector kind: [`AvroFormat`] options under `options` of a
+/// [`crate::factory::FileConfig`].
+#[derive(Debug)]
+pub struct AvroKind;
+
+impl crate::factory::FormatKind for AvroKind {
+    type Options = AvroFormat;
+    const KIND: &'static str = "avro";
+    const DESCRIPTION: &'static str = "Avro object container files in a local directory";
+    fn format(options: &Self::Options) -> Result<Arc<dyn FileFormat>> {
+        Ok(Arc::new(options.clone()))
+    }
+}
+
+/// Factory of the `avro` kind.
+pub type AvroFactory = crate::factory::FileFactory<AvroKind>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1182,6 +1182,23 @@ impl FormatWriter for ExcelWriter {
     }
 }
 
+/// The `excel` connector kind: [`ExcelFormat`] options under `options` of a
+/// [`crate::factory::FileConfig`].
+#[derive(Debug)]
+pub struct ExcelKind;
+
+impl crate::factory::FormatKind for ExcelKind {
+    type Options = ExcelFormat;
+    const KIND: &'static str = "excel";
+    const DESCRIPTION: &'static str = "Excel workbooks (xlsx, xlsm, xlsb, xls, ods) in a local directory; writes xlsx";
+    fn format(options: &Self::Options) -> Result<Arc<dyn FileFormat>> {
+        Ok(Arc::new(options.clone()))
+    }
+}
+
+/// Factory of the `excel` kind.
+pub type ExcelFactory = crate::factory::FileFactory<ExcelKind>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,4 +67,8 @@ pub fn register_all(registry: &mut connector_core::registry::Registry) {
     registry.register(factory::JsonFactory::default());
     #[cfg(feature = "parquet")]
     registry.register(factory::ParquetFactory::default());
+    registry.register(excel::ExcelFactory::default());
+    registry.register(avro::AvroFactory::default());
+    registry.register(xml::XmlFactory::default());
+    registry.register(sql_insert::SqlInsertFactory::default());
 }

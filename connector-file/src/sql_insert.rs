@@ -779,6 +779,23 @@ impl FormatWriter for SqlInsertWriter {
     }
 }
 
+/// The `sql_insert` connector kind: [`SqlInsertFormat`] options under `options` of a
+/// [`crate::factory::FileConfig`].
+#[derive(Debug)]
+pub struct SqlInsertKind;
+
+impl crate::factory::FormatKind for SqlInsertKind {
+    type Options = SqlInsertFormat;
+    const KIND: &'static str = "sql_insert";
+    const DESCRIPTION: &'static str = "SQL INSERT scripts written to a local directory (write only)";
+    fn format(options: &Self::Options) -> Result<Arc<dyn FileFormat>> {
+        Ok(Arc::new(options.clone()))
+    }
+}
+
+/// Factory of the `sql_insert` kind.
+pub type SqlInsertFactory = crate::factory::FileFactory<SqlInsertKind>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1090,6 +1090,23 @@ impl FormatWriter for XmlWriter {
     }
 }
 
+/// The `xml` connector kind: [`XmlFormat`] options under `options` of a
+/// [`crate::factory::FileConfig`].
+#[derive(Debug)]
+pub struct XmlKind;
+
+impl crate::factory::FormatKind for XmlKind {
+    type Options = XmlFormat;
+    const KIND: &'static str = "xml";
+    const DESCRIPTION: &'static str = "XML files in a local directory (rows by element, streaming)";
+    fn format(options: &Self::Options) -> Result<Arc<dyn FileFormat>> {
+        Ok(Arc::new(options.clone()))
+    }
+}
+
+/// Factory of the `xml` kind.
+pub type XmlFactory = crate::factory::FileFactory<XmlKind>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
