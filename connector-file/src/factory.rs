@@ -77,6 +77,9 @@ pub struct FileConfig<O: Default> {
     /// Schema of every file, instead of inferring one.
     #[serde(default)]
     pub schema: Option<Vec<ColumnConfig>>,
+    /// Files sampled to infer and cross-check the schema. Default 1.
+    #[serde(default)]
+    pub infer_files: Option<usize>,
     /// Sink: start a new part file after this many rows.
     #[serde(default)]
     pub max_rows_per_file: Option<usize>,
@@ -119,6 +122,9 @@ impl<O: Default> FileConfig<O> {
         o.max_rows_per_file = self.max_rows_per_file;
         o.max_bytes_per_file = self.max_bytes_per_file;
         o.schema = self.parsed_schema()?.map(Arc::new);
+        if let Some(n) = self.infer_files {
+            o = o.with_infer_files(n);
+        }
         Ok(o)
     }
 

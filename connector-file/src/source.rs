@@ -62,6 +62,10 @@ pub struct FileOptions {
     pub bad_row_log: BadRowLog,
     /// Only files whose path relative to the root matches this glob are seen.
     pub glob: Option<String>,
+    /// Files whose schemas are inferred when no schema is configured: the first gives the
+    /// dataset's schema, the others must agree with it. Default 1 (every file is still checked
+    /// against the schema when it is read).
+    pub infer_files: usize,
     /// Sink: start a new file after this many rows (directory targets only).
     pub max_rows_per_file: Option<usize>,
     /// Sink: start a new file after about this many bytes (directory targets only).
@@ -78,6 +82,7 @@ impl Default for FileOptions {
             bad_rows: BadRows::Fail,
             bad_row_log: BadRowLog::default(),
             glob: None,
+            infer_files: 1,
             max_rows_per_file: None,
             max_bytes_per_file: None,
         }
@@ -131,6 +136,13 @@ impl FileOptions {
     #[must_use]
     pub fn with_glob(mut self, glob: impl Into<String>) -> Self {
         self.glob = Some(glob.into());
+        self
+    }
+
+    /// Infer from (and cross-check) up to `files` files.
+    #[must_use]
+    pub fn with_infer_files(mut self, files: usize) -> Self {
+        self.infer_files = files.max(1);
         self
     }
 
@@ -313,10 +325,32 @@ impl FileSource {
         if let Some(s) = &self.options.schema {
             return Ok(s.clone());
         }
-        match files.first() {
-            Some(f) => self.infer(f).await,
-            None => Ok(Arc::new(Schema::empty())),
+        let Some(first) = files.first() else {
+            return Ok(Arc::new(Schema::empty()));
+        };
+        let schema = self.infer(first).await?;
+        for f in files.iter().take(self.options.infer_files.max(1)).skip(1) {
+            let other = self.infer(f).await?;
+            let same = other.fields().len() == schema.fields().len()
+                && other
+                    .fields()
+                    .iter()
+                    .zip(schema.fields())
+                    .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+            if !same {
+                return Err(Error::new(
+                    ErrorKind::SchemaMismatch,
+                    format!(
+                        "this file's schema ({}) differs from that of {} ({}); configure a schema",
+                        describe(&other),
+                        self.root.display(&first.path),
+                        describe(&schema)
+                    ),
+                )
+                .with_location(Location::file(self.root.display(&f.path))));
+            }
         }
+        Ok(schema)
     }
 
     fn not_found(&self, dataset: &str) -> Error {
@@ -326,6 +360,15 @@ impl FileSource {
         )
         .with_location(Location::file(self.root.display(dataset)))
     }
+}
+
+fn describe(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Group `files` into at most `max` runs of consecutive files, balanced by count.

@@ -309,6 +309,25 @@ async fn a_file_that_disagrees_with_the_schema_is_named() {
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
     let file = e.location().unwrap().file.clone().unwrap();
     assert!(file.ends_with("d/b.csv"), "{e}");
+    // Sampling both files at plan time names the one that differs before anything is read.
+    std::fs::write(dir.path().join("d/b.csv"), "id,name\nx,a\n").unwrap();
+    let sampled =
+        FileSource::local(dir.path(), FileOptions::default().with_infer_files(5)).unwrap();
+    let e = sampled
+        .plan(&ReadRequest::dataset("d"), 1)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+    assert!(
+        e.location()
+            .unwrap()
+            .file
+            .as_deref()
+            .unwrap()
+            .ends_with("d/b.csv"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("id: Utf8"), "{e}");
     // Same columns in another order: named too, at line 1 and the first differing column.
     let e = read_all(&source, "e").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
