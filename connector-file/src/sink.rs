@@ -10,13 +10,14 @@
 //!
 //! # Atomicity and memory
 //! Bytes stream to the store through `object_store`'s [`BufWriter`]: one PUT for small files, a
-//! multipart upload for large ones, so memory stays bounded by the upload buffer and one encoded
-//! batch (Parquet: one row group). Every object store makes a PUT or a completed multipart
-//! upload visible at once (the local store writes a hidden staging file and renames it), so
-//! readers never see a half-written file. When the stream or an upload fails, the current
-//! upload is aborted and the parts this write already finished are deleted: the target is left
-//! as it was. Overwriting a directory deletes the old parts only after every new part is
-//! complete; readers listing the directory during those deletes may see old and new parts.
+//! multipart upload for large ones (8 MiB parts, at most 4 in flight), so memory stays bounded
+//! by the upload buffers and one encoded batch (Parquet: one row group). Every object store
+//! makes a PUT or a completed multipart upload visible at once (the local store writes a hidden
+//! staging file and renames it), so readers never see a half-written file, and no separate
+//! temporary name and rename (a copy on S3) is needed. When the stream or an upload fails, the
+//! current upload is aborted and the parts this write already finished are deleted: the target
+//! is left as it was. Overwriting a directory deletes the old parts only after every new part
+//! is complete; readers listing the directory during those deletes may see old and new parts.
 //!
 //! # Schema drift
 //! Appending to a directory that holds files reconciles the incoming schema with the existing
@@ -45,6 +46,13 @@ use crate::compression::{Compression, compress_writer};
 use crate::format::{FileFormat, FormatWriter};
 use crate::source::{FileOptions, FileSource};
 use crate::store::{StoreRoot, store_error};
+
+/// Bytes buffered before a file switches from one PUT to a multipart upload, and the size of each
+/// part (above the 5 MiB minimum part size of S3).
+const UPLOAD_PART: usize = 8 * 1024 * 1024;
+/// Parts of one file in flight at once: memory per open file stays under
+/// `UPLOAD_PART * (UPLOAD_CONCURRENCY + 1)`.
+const UPLOAD_CONCURRENCY: usize = 4;
 
 /// Writes files. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -221,7 +229,8 @@ impl FileSink {
             display: self.root.display(&relative),
             relative,
             writer,
-            upload: BufWriter::new(self.root.store().clone(), path),
+            upload: BufWriter::with_capacity(self.root.store().clone(), path, UPLOAD_PART)
+                .with_max_concurrency(UPLOAD_CONCURRENCY),
             rows: 0,
             bytes: 0,
         })
@@ -355,7 +364,9 @@ impl Sink for FileSink {
     async fn check(&self) -> Result<()> {
         let prefix = self.root.prefix().clone();
         match self.root.store().list(Some(&prefix)).next().await {
-            Some(Err(e)) => Err(self.err(store_error(e, &self.root.display("")), "")),
+            Some(Err(e)) => Err(store_error(e, &self.root.display(""))
+                .with_connector(self.options.connector_name())
+                .with_operation("check")),
             _ => Ok(()),
         }
     }
