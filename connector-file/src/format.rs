@@ -46,7 +46,10 @@ pub struct InMemoryBytes {
 impl InMemoryBytes {
     /// Name the bytes (used in error locations).
     pub fn new(name: impl Into<String>, data: impl Into<Bytes>) -> Self {
-        Self { name: name.into(), data: data.into() }
+        Self {
+            name: name.into(),
+            data: data.into(),
+        }
     }
 }
 
@@ -64,7 +67,10 @@ impl ByteSource for InMemoryBytes {
         let len = self.data.len() as u64;
         if range.start > range.end || range.end > len {
             return Err(Error::invalid_input(
-                format!("range {}..{} is outside the {len} bytes", range.start, range.end),
+                format!(
+                    "range {}..{} is outside the {len} bytes",
+                    range.start, range.end
+                ),
                 Location::file(&self.name),
             ));
         }
@@ -81,7 +87,9 @@ impl ByteSource for InMemoryBytes {
 }
 
 /// What to do with a row that cannot be decoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BadRows {
     /// Fail the read with an error naming the file and line or row.
@@ -111,19 +119,28 @@ impl BadRowLog {
     pub fn record(&self, location: Location, reason: impl Into<String>) {
         let reason = reason.into();
         tracing::warn!(%location, %reason, "skipped a bad row");
-        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(BadRow { location, reason });
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(BadRow { location, reason });
     }
 
     /// How many rows were skipped.
     #[must_use]
     pub fn count(&self) -> usize {
-        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// A copy of the skipped rows.
     #[must_use]
     pub fn rows(&self) -> Vec<BadRow> {
-        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -172,7 +189,11 @@ pub trait FileFormat: Send + Sync + Debug {
     async fn infer_schema(&self, input: Arc<dyn ByteSource>) -> Result<SchemaRef>;
 
     /// Decode the file into a stream of batches.
-    async fn read(&self, input: Arc<dyn ByteSource>, options: FormatReadOptions) -> Result<SendableRecordBatchStream>;
+    async fn read(
+        &self,
+        input: Arc<dyn ByteSource>,
+        options: FormatReadOptions,
+    ) -> Result<SendableRecordBatchStream>;
 
     /// A writer producing one file with `schema`.
     fn writer(&self, schema: SchemaRef) -> Result<Box<dyn FormatWriter>>;
