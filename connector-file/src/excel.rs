@@ -156,6 +156,10 @@ impl ExcelFormat {
     fn load(&self, location: &str, data: Bytes) -> Result<SheetData> {
         let mut sheets = open_workbook(location, data)?;
         let names = sheets.sheet_names();
+        if names.is_empty() {
+            return Err(Error::new(ErrorKind::Decode, "the workbook has no sheets")
+                .with_location(Location::file(location)));
+        }
         let name = match &self.sheet {
             SheetSelector::Name(n) => names.iter().find(|s| *s == n).cloned().ok_or_else(|| {
                 Error::new(
@@ -1190,7 +1194,8 @@ pub struct ExcelKind;
 impl crate::factory::FormatKind for ExcelKind {
     type Options = ExcelFormat;
     const KIND: &'static str = "excel";
-    const DESCRIPTION: &'static str = "Excel workbooks (xlsx, xlsm, xlsb, xls, ods) in a local directory; writes xlsx";
+    const DESCRIPTION: &'static str =
+        "Excel workbooks (xlsx, xlsm, xlsb, xls, ods) in a local directory; writes xlsx";
     fn format(options: &Self::Options) -> Result<Arc<dyn FileFormat>> {
         Ok(Arc::new(options.clone()))
     }
