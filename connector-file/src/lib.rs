@@ -8,7 +8,6 @@ pub mod csv;
 pub mod excel;
 pub mod factory;
 pub mod format;
-pub mod sql_insert;
 pub mod formats;
 #[cfg(feature = "json")]
 pub mod json;
@@ -16,6 +15,7 @@ pub mod json;
 pub mod parquet;
 pub mod sink;
 pub mod source;
+pub mod sql_insert;
 pub mod store;
 mod util;
 pub mod xml;
@@ -24,11 +24,11 @@ pub use avro::{AvroCompression, AvroFormat};
 pub use compression::Compression;
 #[cfg(feature = "csv")]
 pub use csv::{CsvFormat, CsvOptions};
+pub use excel::{ExcelFormat, HeaderRow, SheetSelector};
 pub use format::{
     BadRow, BadRowLog, BadRows, ByteSource, FileFormat, FormatReadOptions, FormatWriter,
     InMemoryBytes,
 };
-pub use excel::{ExcelFormat, HeaderRow, SheetSelector};
 pub use formats::FormatRegistry;
 #[cfg(feature = "json")]
 pub use json::{JsonFormat, JsonLayout, JsonOptions};
