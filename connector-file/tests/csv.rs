@@ -426,3 +426,36 @@ async fn write_modes_rotation_and_refusals() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn crlf_line_endings_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("id,name\r\n");
+    for i in 0..1000 {
+        writeln!(text, "{i},\"n\r\n{i}\"\r").unwrap();
+    }
+    std::fs::write(dir.path().join("a.csv"), &text).unwrap();
+    let source = FileSource::local(dir.path(), FileOptions::default()).unwrap();
+    let got = read_all(&source, "a.csv").await.unwrap();
+    assert_eq!(got.num_rows(), 1000);
+    let names = got
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(names.value(7), "n\r\n7");
+    let got = source
+        .read_batch(
+            ReadRequest::dataset("a.csv")
+                .with_limit(3)
+                .with_batch_rows(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.num_rows(), 3);
+    // A ragged row after CRLF lines is still reported at its line (2 lines per record).
+    text.push_str("1,2,3\r\n");
+    std::fs::write(dir.path().join("b.csv"), &text).unwrap();
+    let e = read_all(&source, "b.csv").await.unwrap_err();
+    assert_eq!(e.location().unwrap().line, Some(2002), "{e}");
+}
