@@ -91,6 +91,19 @@ fn ascii(what: &str, c: char) -> Result<u8> {
 }
 
 impl CsvFormat {
+    /// The tab-separated dialect (`.tsv`, `.tab`).
+    #[must_use]
+    pub fn tsv() -> Self {
+        Self {
+            options: CsvOptions {
+                delimiter: '\t',
+                ..CsvOptions::default()
+            },
+            delimiter: b'\t',
+            ..Self::default()
+        }
+    }
+
     /// A CSV format with `options`; non-ASCII delimiter, quote or escape is an error.
     pub fn new(options: CsvOptions) -> Result<Self> {
         Ok(Self {
@@ -548,7 +561,13 @@ impl FileFormat for CsvFormat {
     }
 
     fn extensions(&self) -> &'static [&'static str] {
-        &["csv", "tsv"]
+        // A tab-separated dialect also claims `.csv` so that a configured format sees every file
+        // of a directory; the default registry registers it first, so `.csv` stays comma.
+        if self.delimiter == b'\t' {
+            &["tsv", "tab", "csv"]
+        } else {
+            &["csv"]
+        }
     }
 
     async fn infer_schema(&self, input: Arc<dyn ByteSource>) -> Result<SchemaRef> {

@@ -46,6 +46,8 @@ pub fn default_formats() -> FormatRegistry {
     #[allow(unused_mut)]
     let mut r = FormatRegistry::new();
     #[cfg(feature = "csv")]
+    r.register(std::sync::Arc::new(CsvFormat::tsv()));
+    #[cfg(feature = "csv")]
     r.register(std::sync::Arc::new(CsvFormat::default()));
     #[cfg(feature = "json")]
     r.register(std::sync::Arc::new(JsonFormat::default()));

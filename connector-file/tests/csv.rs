@@ -459,3 +459,19 @@ async fn crlf_line_endings_and_limit() {
     let e = read_all(&source, "b.csv").await.unwrap_err();
     assert_eq!(e.location().unwrap().line, Some(2002), "{e}");
 }
+
+#[tokio::test]
+async fn tsv_files_are_tab_separated_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.tsv"), "id\tname\n1\tx,y\n").unwrap();
+    std::fs::write(dir.path().join("b.csv"), "id,name\n2,z\n").unwrap();
+    let source = FileSource::local(dir.path(), FileOptions::default()).unwrap();
+    let got = read_all(&source, "a.tsv").await.unwrap();
+    let names = got
+        .column(1)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(names.value(0), "x,y");
+    assert_eq!(read_all(&source, "b.csv").await.unwrap().num_columns(), 2);
+}
