@@ -229,6 +229,9 @@ pub struct Response {
 struct CachedToken {
     token: Secret,
     refresh_at: Instant,
+    /// Which fetch this token came from, so that concurrent requests rejected with the same
+    /// token refresh it once, not once each.
+    generation: u64,
 }
 
 /// Serialises request start times to at most `rps` per second.
@@ -261,6 +264,7 @@ pub struct HttpClient {
     retry: RetryConfig,
     connector: &'static str,
     token: Arc<Mutex<Option<CachedToken>>>,
+    token_generation: Arc<std::sync::atomic::AtomicU64>,
     requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -317,6 +321,7 @@ impl HttpClient {
             retry: config.retry.clone(),
             connector,
             token: Arc::new(Mutex::new(None)),
+            token_generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             requests: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
@@ -340,7 +345,8 @@ impl HttpClient {
         let mut refreshed_token = false;
         loop {
             attempt += 1;
-            let err = match self.send_once(spec).await {
+            let mut token_used = None;
+            let err = match self.send_once(spec, &mut token_used).await {
                 Ok(r) => return Ok(r),
                 Err(e) => e.with_connector(self.connector).with_operation(operation),
             };
@@ -350,7 +356,11 @@ impl HttpClient {
                 && !refreshed_token
             {
                 refreshed_token = true;
-                *self.token.lock().await = None;
+                let mut cached = self.token.lock().await;
+                // Drop the token only if no concurrent request has replaced it already.
+                if token_used.is_some() && cached.as_ref().map(|t| t.generation) == token_used {
+                    *cached = None;
+                }
                 continue;
             }
             if !err.is_temporary() || !spec.retryable() {
@@ -434,7 +444,11 @@ impl HttpClient {
         self.redact(&shown.display_url())
     }
 
-    async fn send_once(&self, spec: &RequestSpec) -> Result<Response> {
+    async fn send_once(
+        &self,
+        spec: &RequestSpec,
+        token_used: &mut Option<u64>,
+    ) -> Result<Response> {
         if let Some(r) = &self.rate {
             r.acquire().await;
         }
@@ -466,7 +480,9 @@ impl HttpClient {
                 location: ApiKeyLocation::Query,
             } => req.query(&[(name.as_str(), value.expose())]),
             Auth::OAuth2ClientCredentials { .. } => {
-                req.bearer_auth(self.oauth_token().await?.expose())
+                let (token, generation) = self.oauth_token().await?;
+                *token_used = Some(generation);
+                req.bearer_auth(token.expose())
             }
         };
         req = match &spec.body {
@@ -500,7 +516,7 @@ impl HttpClient {
         })
     }
 
-    async fn oauth_token(&self) -> Result<Secret> {
+    async fn oauth_token(&self) -> Result<(Secret, u64)> {
         let Auth::OAuth2ClientCredentials {
             token_url,
             client_id,
@@ -513,8 +529,12 @@ impl HttpClient {
         };
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
-            return Ok(t.token.clone());
+            return Ok((t.token.clone(), t.generation));
         }
+        let generation = self
+            .token_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         let scope = scopes.join(" ");
         if !scope.is_empty() {
@@ -566,8 +586,9 @@ impl HttpClient {
         *cached = Some(CachedToken {
             token: token.clone(),
             refresh_at: Instant::now() + lifetime.saturating_sub(margin),
+            generation,
         });
-        Ok(token)
+        Ok((token, generation))
     }
 }
 

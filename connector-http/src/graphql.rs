@@ -276,10 +276,11 @@ impl GraphQL {
         &self,
         q: &QueryConfig,
         variables: &serde_json::Map<String, Value>,
+        op: &'static str,
     ) -> Result<(Value, u64, bytes::Bytes)> {
         let mut body = serde_json::json!({ "query": q.query, "variables": variables });
-        if let Some(op) = &q.operation_name {
-            body["operationName"] = Value::String(op.clone());
+        if let Some(name) = &q.operation_name {
+            body["operationName"] = Value::String(name.clone());
         }
         let spec = RequestSpec {
             method: reqwest::Method::POST,
@@ -288,7 +289,7 @@ impl GraphQL {
             body: Some(Body::Json(body)),
             idempotent: true,
         };
-        let resp = self.client.send(&spec, "read").await?;
+        let resp = self.client.send(&spec, op).await?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         resp.body.hash(&mut hasher);
         let doc = crate::records::parse_json(&resp.body, &resp.url)?;
@@ -323,8 +324,13 @@ impl GraphQL {
         }
     }
 
-    fn pages(&self, q: QueryConfig) -> futures::stream::BoxStream<'static, Result<GqlPage>> {
+    fn pages(
+        &self,
+        q: QueryConfig,
+        op: &'static str,
+    ) -> futures::stream::BoxStream<'static, Result<GqlPage>> {
         struct St {
+            op: &'static str,
             gql: GraphQL,
             q: QueryConfig,
             index: u64,
@@ -334,6 +340,7 @@ impl GraphQL {
             done: bool,
         }
         let st = St {
+            op,
             gql: self.clone(),
             vars: q.variables.clone(),
             q,
@@ -352,7 +359,7 @@ impl GraphQL {
                     st.vars.insert(v.clone(), Value::from(*n));
                 }
             }
-            let (data, hash, body) = st.gql.execute(&st.q, &st.vars).await?;
+            let (data, hash, body) = st.gql.execute(&st.q, &st.vars, st.op).await?;
             let url = st.gql.url.to_string();
             let page_info = match &st.q.pagination {
                 GraphQLPagination::Relay { page_info, .. } => Some(data.pointer(page_info).cloned().ok_or_else(|| missing(page_info, &url))?),
@@ -391,7 +398,7 @@ impl GraphQL {
             }
             Ok(Some((GqlPage { records, body, url }, st)))
         })
-        .map_err(|e: Error| e.with_connector(NAME).with_operation("read"))
+        .map_err(move |e: Error| e.with_connector(NAME).with_operation(op))
         .boxed()
     }
 
@@ -399,8 +406,9 @@ impl GraphQL {
         &self,
         q: QueryConfig,
         request: &ReadRequest,
+        op: &'static str,
     ) -> Result<SendableRecordBatchStream> {
-        let mut pages = self.pages(q.clone());
+        let mut pages = self.pages(q.clone(), op);
         let first = match pages.try_next().await? {
             Some(p) => p,
             None => GqlPage {
@@ -409,7 +417,7 @@ impl GraphQL {
                 url: self.url.to_string(),
             },
         };
-        Self::stream(&q, first, pages, request)
+        Self::stream(&q, first, pages, request, op)
     }
 
     /// The batch stream of `first` followed by `rest`.
@@ -418,12 +426,13 @@ impl GraphQL {
         first: GqlPage,
         rest: futures::stream::BoxStream<'static, Result<GqlPage>>,
         request: &ReadRequest,
+        op: &'static str,
     ) -> Result<SendableRecordBatchStream> {
         let schema: SchemaRef = if let Some(s) = &q.schema {
             Arc::new(s.clone())
         } else {
             let inferred = infer_schema(&first.records, &first.url)
-                .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
+                .map_err(|e| e.with_connector(NAME).with_operation(op))?;
             // Columns in the order of the query's selection, not serde_json's sorted keys.
             let order = KeyOrder::from_body(
                 &first.body,
@@ -443,13 +452,13 @@ impl GraphQL {
             .map(move |p| {
                 let p = p?;
                 to_batch(&p.records, &s2, &p.url)
-                    .map_err(|e| e.with_connector(NAME).with_operation("read"))
+                    .map_err(|e| e.with_connector(NAME).with_operation(op))
             })
             .try_filter(|b| futures::future::ready(b.num_rows() > 0));
         let stream = connector_core::RecordBatchStreamAdapter::boxed(schema, batches);
         apply(stream, request, Pushed::NONE).map_err(|e| {
             e.with_connector(NAME)
-                .with_operation("read")
+                .with_operation(op)
                 .with_location(Location::table(&q.name))
         })
     }
@@ -520,10 +529,10 @@ impl Source for GraphQL {
             schema: None,
             primary_key: Vec::new(),
         };
-        self.execute(&q, &serde_json::Map::new())
+        self.execute(&q, &serde_json::Map::new(), "check")
             .await
             .map(|_| ())
-            .map_err(|e| e.with_operation("check"))
+            .map_err(|e| e.with_connector(NAME).with_operation("check"))
     }
 
     async fn discover(&self) -> Result<Vec<DatasetInfo>> {
@@ -534,9 +543,8 @@ impl Source for GraphQL {
             } else {
                 let mut q1 = q.clone();
                 q1.max_pages = Some(1);
-                self.open(q1, &ReadRequest::dataset(&q.name))
-                    .await
-                    .map_err(|e| e.with_operation("discover"))?
+                self.open(q1, &ReadRequest::dataset(&q.name), "discover")
+                    .await?
                     .schema()
             };
             out.push(DatasetInfo {
@@ -576,11 +584,11 @@ impl Source for GraphQL {
             },
         };
         if !matches!(request.target, ReadTarget::Query(_)) {
-            return self.open(q, &request).await;
+            return self.open(q, &request, "read").await;
         }
         // A native query runs once; its records are the value of its single top-level field.
         let (data, _, body) = self
-            .execute(&q, &serde_json::Map::new())
+            .execute(&q, &serde_json::Map::new(), "read")
             .await
             .map_err(|e| e.with_connector(NAME).with_operation("read"))?;
         let url = self.url.to_string();
@@ -610,6 +618,7 @@ impl Source for GraphQL {
             GqlPage { records, body, url },
             futures::stream::empty().boxed(),
             &request,
+            "read",
         )
     }
 }

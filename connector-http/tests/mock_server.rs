@@ -656,7 +656,8 @@ struct OAuth {
 
 fn oauth_router(state: Arc<OAuth>) -> Router {
     let s1 = state.clone();
-    let s2 = state;
+    let s2 = state.clone();
+    let s3 = state;
     Router::new()
         .route(
             "/token",
@@ -691,6 +692,31 @@ fn oauth_router(state: Arc<OAuth>) -> Router {
                         return (StatusCode::UNAUTHORIZED, "expired token").into_response();
                     }
                     json_response(&items(0..2))
+                }
+            }),
+        )
+        .route(
+            "/api/pages",
+            get(move |h: HeaderMap, Query(q): Params| {
+                let s = s3.clone();
+                async move {
+                    s.api_calls.fetch_add(1, Ordering::SeqCst);
+                    let n: usize = h
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer access-"))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    if n == 0 || n < s.reject_below.load(Ordering::SeqCst) {
+                        return (StatusCode::UNAUTHORIZED, "expired token").into_response();
+                    }
+                    let page: i64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                    if page == 1 {
+                        // The token is revoked right after the first page: the next pages,
+                        // requested concurrently with it, are all rejected.
+                        s.reject_below.fetch_max(n + 1, Ordering::SeqCst);
+                    }
+                    json_response(&json!({"total": 8, "data": items(page * 2..page * 2 + 2)}))
                 }
             }),
         )
@@ -778,6 +804,28 @@ async fn oauth2_token_is_refreshed_once_on_a_401() {
     assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
     assert_eq!(state.token_calls.load(Ordering::SeqCst), 3);
     assert_eq!(state.api_calls.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn oauth2_concurrent_rejections_refresh_the_token_once() {
+    let state = oauth_state(3600);
+    let url = serve(oauth_router(state.clone())).await;
+    let r = one_endpoint(
+        &url,
+        json!({"name": "pages", "path": "api/pages", "records": "/data", "concurrency": 4,
+               "pagination": {"style": "page_number", "size": 2}, "total": {"pointer": "/total"}}),
+        json!({"auth": {
+            "type": "o_auth2_client_credentials",
+            "token_url": format!("{url}/token"),
+            "client_id": "client-a",
+            "client_secret": "client-secret-xyz"
+        }}),
+    );
+    let b = r.read_batch(ReadRequest::dataset("pages")).await.unwrap();
+    assert_eq!(ints(&b, "id"), (2..10).collect::<Vec<_>>());
+    // Pages 2..4 were all rejected with token 1; one new token serves all three retries.
+    assert_eq!(state.api_calls.load(Ordering::SeqCst), 1 + 3 + 3);
+    assert_eq!(state.token_calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -1228,6 +1276,33 @@ async fn sink_partial_failure_lists_failed_rows_and_accepted_rows() {
         .await
         .unwrap_err();
     assert_eq!(state.calls.load(Ordering::SeqCst), 1 + 4, "{e}");
+}
+
+#[tokio::test]
+async fn check_and_discover_errors_name_their_operation() {
+    let down = one_endpoint(
+        "http://127.0.0.1:9",
+        json!({"name": "x", "path": "x"}),
+        json!({"retry": {"max_retries": 0}}),
+    );
+    let e = down.discover().await.unwrap_err();
+    assert_eq!(e.operation(), Some("discover"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    let c: GraphQLConfig = serde_json::from_value(json!({
+        "url": "http://127.0.0.1:9/graphql",
+        "retry": {"max_retries": 0},
+        "queries": [{"name": "q", "query": "{ a { b } }", "records": "/a"}]
+    }))
+    .unwrap();
+    let g = GraphQL::new(c).unwrap();
+    let e = Source::check(&g).await.unwrap_err();
+    assert_eq!(
+        (e.connector(), e.operation()),
+        (Some("graphql"), Some("check")),
+        "{e}"
+    );
+    let e = g.discover().await.unwrap_err();
+    assert_eq!(e.operation(), Some("discover"), "{e}");
 }
 
 #[tokio::test]
