@@ -300,3 +300,30 @@ fn writer_rejects_a_cell_over_excels_limit() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("32767"), "{err}");
 }
+
+#[tokio::test]
+async fn registry_kind_reads_a_sheet_through_the_file_source() {
+    use connector_core::{ReadRequest, SourceExt};
+    let mut registry = connector_core::registry::Registry::new();
+    connector_file::register_all(&mut registry);
+    let kinds: Vec<&str> = registry.kinds().iter().map(|k| k.kind).collect();
+    for kind in ["excel", "avro", "xml", "sql_insert"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("book.xlsx"), two_sheet_workbook()).unwrap();
+    let config = serde_json::json!({
+        "type": "excel",
+        "path": dir.path().to_str().unwrap(),
+        "options": { "sheet": { "name": "Second" }, "header": { "at": 3 } },
+    });
+    let connector = registry.build_value(config).await.unwrap();
+    let source = connector.as_source().unwrap();
+    let stream = source
+        .read_stream(ReadRequest::dataset("book.xlsx"))
+        .await
+        .unwrap();
+    let batch = collect(stream).await.unwrap();
+    assert_eq!(batch.schema().field(1).name(), "label");
+    assert_eq!(batch.num_rows(), 3);
+}
