@@ -368,4 +368,41 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Decode);
         assert_eq!(e.location().and_then(|l| l.file.as_deref()), Some("x.avro"));
     }
+
+    /// Why the framing check exists: arrow-avro's reader alone treats a file cut inside its
+    /// last block as complete and returns the earlier rows without an error.
+    #[test]
+    fn framing_catches_a_truncation_the_reader_misses() {
+        use arrow::array::Int64Array;
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let mut w = AvroFormat::default().writer(schema.clone()).unwrap();
+        for start in [0i64, 10] {
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from(
+                    (start..start + 10).collect::<Vec<_>>(),
+                ))],
+            )
+            .unwrap();
+            w.write(&batch).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let cut = bytes.slice(..bytes.len() - 20);
+        let plain: std::result::Result<Vec<RecordBatch>, _> = ReaderBuilder::new()
+            .build(Cursor::new(cut.clone()))
+            .unwrap()
+            .collect();
+        let plain_rows: Option<usize> = plain
+            .ok()
+            .map(|b| b.iter().map(RecordBatch::num_rows).sum());
+        assert_eq!(
+            plain_rows,
+            Some(10),
+            "arrow-avro alone: silently 10 of 20 rows"
+        );
+        let e = check_framing("cut.avro", &cut).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Decode);
+        assert!(e.location().and_then(|l| l.byte_offset).is_some());
+    }
 }
