@@ -161,6 +161,9 @@ pub struct FormatReadOptions {
     pub bad_rows: BadRows,
     /// Where skipped rows are recorded.
     pub bad_row_log: BadRowLog,
+    /// Read only these row groups (0-based), for formats that report them
+    /// ([`FileFormat::row_groups`]); other formats read the whole file. `None`: all.
+    pub row_groups: Option<Vec<usize>>,
 }
 
 /// Encodes batches into bytes. Bytes are taken out as they are produced, so a sink can upload
@@ -197,4 +200,12 @@ pub trait FileFormat: Send + Sync + Debug {
 
     /// A writer producing one file with `schema`.
     fn writer(&self, schema: SchemaRef) -> Result<Box<dyn FormatWriter>>;
+
+    /// How many independently readable row groups the file has, for formats that can read a
+    /// subset of them ([`FormatReadOptions::row_groups`]), so that one large file can be split
+    /// into several partitions. `None` (the default) for formats that read whole files.
+    async fn row_groups(&self, input: Arc<dyn ByteSource>) -> Result<Option<usize>> {
+        let _ = input;
+        Ok(None)
+    }
 }

@@ -345,6 +345,11 @@ impl FileFormat for ParquetFormat {
         Ok(b.schema().clone())
     }
 
+    async fn row_groups(&self, input: Arc<dyn ByteSource>) -> Result<Option<usize>> {
+        let b = builder(input).await.map_err(|e| e.with_operation("plan"))?;
+        Ok(Some(b.metadata().num_row_groups()))
+    }
+
     async fn read(
         &self,
         input: Arc<dyn ByteSource>,
@@ -372,7 +377,10 @@ impl FileFormat for ParquetFormat {
             let mask = ProjectionMask::roots(b.parquet_schema(), indices);
             b = b.with_projection(mask);
         }
-        let groups = prune(b.metadata(), &schema, options.filter.as_ref());
+        let mut groups = prune(b.metadata(), &schema, options.filter.as_ref());
+        if let Some(only) = &options.row_groups {
+            groups.retain(|g| only.contains(g));
+        }
         tracing::debug!(file = %location, kept = groups.len(), total = b.metadata().num_row_groups(), "parquet row groups after pruning");
         b = b
             .with_row_groups(groups)

@@ -208,6 +208,9 @@ pub(crate) struct FileRef {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// Only these row groups (a large file split over several partitions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<Vec<usize>>,
 }
 
 /// What a partition holds.
@@ -268,9 +271,11 @@ impl FileSource {
         let glob = self.options.glob_matcher()?;
         let dataset = dataset.trim_matches('/');
         let to_ref = |m: &object_store::ObjectMeta| {
-            self.root
-                .relative(&m.location)
-                .map(|path| FileRef { path, size: m.size })
+            self.root.relative(&m.location).map(|path| FileRef {
+                path,
+                size: m.size,
+                row_groups: None,
+            })
         };
         if is_glob(dataset) {
             let pattern = compile_glob(dataset)?;
@@ -295,6 +300,7 @@ impl FileSource {
             return Ok(vec![FileRef {
                 path: dataset.to_owned(),
                 size: meta.size,
+                row_groups: None,
             }]);
         }
         let listed = self.root.list(dataset).await?;
@@ -353,6 +359,27 @@ impl FileSource {
         Ok(schema)
     }
 
+    /// Fewer files than partitions: split files of formats with row groups (Parquet) into
+    /// single row groups, so that [`group`] can spread them; neighbours of one file that land in
+    /// the same partition are merged again.
+    async fn split_row_groups(&self, files: Vec<FileRef>, max: usize) -> Result<Vec<FileRef>> {
+        let mut units = Vec::new();
+        for f in files {
+            let (format, bytes) = self.open(&f)?;
+            match format.row_groups(bytes).await? {
+                Some(n) if n > 1 => units.extend((0..n).map(|g| FileRef {
+                    row_groups: Some(vec![g]),
+                    ..f.clone()
+                })),
+                _ => units.push(f),
+            }
+        }
+        Ok(group(&units, max)
+            .into_iter()
+            .flat_map(merge_row_groups)
+            .collect())
+    }
+
     fn not_found(&self, dataset: &str) -> Error {
         Error::new(
             ErrorKind::NotFound,
@@ -369,6 +396,22 @@ fn describe(schema: &Schema) -> String {
         .map(|f| format!("{}: {}", f.name(), f.data_type()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Merge consecutive single-row-group pieces of the same file.
+fn merge_row_groups(run: Vec<FileRef>) -> Vec<FileRef> {
+    let mut out: Vec<FileRef> = Vec::new();
+    for f in run {
+        if let Some(last) = out.last_mut()
+            && last.path == f.path
+            && let (Some(a), Some(b)) = (&mut last.row_groups, &f.row_groups)
+        {
+            a.extend_from_slice(b);
+            continue;
+        }
+        out.push(f);
+    }
+    out
 }
 
 /// Group `files` into at most `max` runs of consecutive files, balanced by count.
@@ -539,6 +582,13 @@ impl Source for FileSource {
                 })?;
             }
         }
+        let files = if files.len() < max_partitions {
+            self.split_row_groups(files, max_partitions)
+                .await
+                .map_err(|e| self.err(e, "plan"))?
+        } else {
+            files
+        };
         let groups = group(&files, max_partitions);
         let count = groups.len();
         groups
@@ -603,13 +653,15 @@ impl Source for FileSource {
             batch_rows: request.batch_rows_or_default(),
             bad_rows: self.options.bad_rows,
             bad_row_log: self.options.bad_row_log.clone(),
+            row_groups: None,
         };
         let this = self.clone();
         let want = inner_schema.clone();
         let plan = plan_schema.clone();
         let per_file = futures::stream::iter(spec.files).then(move |file| {
             let this = this.clone();
-            let options = options.clone();
+            let mut options = options.clone();
+            options.row_groups.clone_from(&file.row_groups);
             let want = want.clone();
             let plan = plan.clone();
             async move {

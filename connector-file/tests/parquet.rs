@@ -11,7 +11,9 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use bytes::Bytes;
 use connector_core::testkit::{Harness, all_types, counter_names, run_all};
-use connector_core::{CmpOp, ErrorKind, Expr, ReadRequest, SinkExt, SourceExt, WriteRequest};
+use connector_core::{
+    CmpOp, ErrorKind, Expr, ReadRequest, SinkExt, Source, SourceExt, WriteRequest,
+};
 use connector_file::{
     ByteSource, FileFormat, FileOptions, FileSink, FileSource, FormatReadOptions, InMemoryBytes,
     ParquetFormat, ParquetOptions,
@@ -301,4 +303,46 @@ async fn files_with_another_schema_are_named() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
     assert_eq!(std::fs::read_dir(dir.path().join("d2")).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn one_large_file_is_split_by_row_groups_across_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.parquet"), ten_row_groups()).unwrap();
+    let source = FileSource::local(dir.path(), FileOptions::default()).unwrap();
+    for (request, want) in [
+        (ReadRequest::dataset("t.parquet"), 10_000),
+        (
+            ReadRequest::dataset("t.parquet")
+                .with_filter(Expr::cmp("id", CmpOp::Lt, 2500))
+                .with_projection(["id"]),
+            2500,
+        ),
+    ] {
+        let parts = source.plan(&request, 4).await.unwrap();
+        assert_eq!(parts.len(), 4);
+        let mut ids = Vec::new();
+        let mut sizes = Vec::new();
+        for p in parts {
+            let p: connector_core::Partition =
+                serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+            let b = connector_core::collect(source.read(p).await.unwrap())
+                .await
+                .unwrap();
+            sizes.push(b.num_rows());
+            let col = b
+                .column_by_name("id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            ids.extend(col.values().iter().copied());
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (0..want).collect::<Vec<i64>>());
+        if want == 10_000 {
+            // 10 row groups over 4 partitions: 3, 3, 2, 2.
+            assert_eq!(sizes, vec![3000, 3000, 2000, 2000]);
+        }
+    }
 }
