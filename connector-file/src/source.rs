@@ -14,8 +14,9 @@
 //!
 //! # Plans and schemas
 //! [`Source::plan`] lists the files (sorted by path), takes the configured schema or infers one
-//! from the first file, and groups the files into at most `max_partitions` partitions of
-//! consecutive files. Every file must agree with that schema: a file whose columns have other
+//! from the first file (or checks a sample of `infer_files`), and groups the files into at most
+//! `max_partitions` partitions of consecutive files. With fewer files than partitions, files of
+//! formats stored in row groups (Parquet) are split by row group. Every file must agree with that schema: a file whose columns have other
 //! types, or lack a column the read needs, fails the read with [`ErrorKind::SchemaMismatch`]
 //! naming the file.
 //!

@@ -475,3 +475,23 @@ async fn tsv_files_are_tab_separated_by_default() {
     assert_eq!(names.value(0), "x,y");
     assert_eq!(read_all(&source, "b.csv").await.unwrap().num_columns(), 2);
 }
+
+#[tokio::test]
+async fn rotation_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = FileSink::local(dir.path(), csv_options().with_max_bytes_per_file(2000)).unwrap();
+    let batches: Vec<RecordBatch> = (0..20).map(|k| rows(k * 50..(k + 1) * 50)).collect();
+    let report = sink
+        .write_batches(WriteRequest::append("parts"), schema(), batches)
+        .await
+        .unwrap();
+    // About 9 KB of CSV in parts of at least 2000 bytes.
+    assert_eq!(report.outputs.len(), 4, "{:?}", report.outputs);
+    let source = FileSource::local(dir.path(), csv_options().with_schema(schema())).unwrap();
+    let got = read_all(&source, "parts").await.unwrap();
+    assert_eq!(got.num_rows(), 1000);
+    for f in std::fs::read_dir(dir.path().join("parts")).unwrap() {
+        // A part closes at the first batch that takes it past the limit.
+        assert!(f.unwrap().metadata().unwrap().len() < 2000 + 50 * 10 + 10);
+    }
+}
