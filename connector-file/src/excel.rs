@@ -376,7 +376,7 @@ impl SheetData {
                     Err(reason) => {
                         let col = idx.map_or_else(
                             || "-".to_owned(),
-                            |i| column_letter(self.first_col + i as u32),
+                            |i| column_letter(self.first_col.saturating_add(i as u32)),
                         );
                         let msg = format!(
                             "sheet '{}' row {} column {col} ('{}'): {reason}",

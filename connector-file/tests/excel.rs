@@ -111,7 +111,7 @@ async fn write_then_read_infers_types_and_keeps_values() {
     let scores = out
         .column(2)
         .as_primitive::<arrow::datatypes::Float64Type>();
-    assert_eq!(scores.value(1), -2.25);
+    assert_eq!(scores.value(1).to_bits(), (-2.25f64).to_bits());
     assert!(scores.is_null(2));
     assert!(out.column(3).as_boolean().is_null(1));
     let days = out.column(4).as_primitive::<arrow::datatypes::Date32Type>();

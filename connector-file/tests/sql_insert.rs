@@ -2,6 +2,8 @@
 //! against 127.0.0.1:5432, db `test`) and MariaDB (the `mariadb` CLI against 127.0.0.1:3306,
 //! db `test`). Hostile identifiers and values must come back as data.
 
+#![allow(clippy::doc_markdown)] // product names (PostgreSQL, SQLite, MariaDB) are not code
+
 use std::io::Write as _;
 use std::process::Command;
 use std::sync::Arc;
@@ -162,7 +164,11 @@ fn expected_row(
 }
 
 fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    s.bytes().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 fn generate(format: &SqlInsertFormat, batches: &[RecordBatch]) -> String {
@@ -178,6 +184,15 @@ fn generate(format: &SqlInsertFormat, batches: &[RecordBatch]) -> String {
 
 #[test]
 fn sqlite_executes_the_output_and_reads_back_the_data() {
+    type Row = (
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<f64>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
     let batch = hostile_batch();
     let fmt = SqlInsertFormat::new(SqlDialect::Sqlite, "t\"; DROP TABLE x; --")
         .with_create_table(true)
@@ -193,15 +208,6 @@ fn sqlite_executes_the_output_and_reads_back_the_data() {
         NAME_COL.replace('"', "\"\"")
     );
     let mut stmt = conn.prepare(&q).unwrap();
-    type Row = (
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<f64>,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-    );
     let rows: Vec<Row> = stmt
         .query_map([], |r| {
             Ok((

@@ -2,6 +2,7 @@
 //! elements, inference, explicit schemas, streaming over small chunks, broken XML with line and
 //! column, and writer round trips.
 
+use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ const CATALOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 /// Serves bytes in chunks of `chunk` bytes, to exercise chunk boundaries.
 #[derive(Debug)]
 struct Chunked {
+    name: String,
     data: Bytes,
     chunk: usize,
 }
@@ -49,7 +51,7 @@ struct Chunked {
 #[async_trait]
 impl ByteSource for Chunked {
     fn location(&self) -> &str {
-        "chunked.xml"
+        &self.name
     }
 
     async fn size(&self) -> Result<u64> {
@@ -142,6 +144,7 @@ async fn small_chunks_give_the_same_rows() {
         .unwrap();
     for chunk in [1, 2, 3, 7, 64] {
         let input = Arc::new(Chunked {
+            name: "chunked.xml".to_owned(),
             data: Bytes::from_static(CATALOG.as_bytes()),
             chunk,
         });
@@ -235,10 +238,11 @@ async fn broken_xml_names_file_line_and_column() {
 async fn line_numbers_are_right_across_chunks() {
     let mut xml = String::from("<rows>\n");
     for i in 0..500 {
-        xml.push_str(&format!("  <row><a>{i}</a></row>\n"));
+        let _ = writeln!(xml, "  <row><a>{i}</a></row>");
     }
     xml.push_str("  <row><a>x</b></row>\n</rows>\n");
     let input = Arc::new(Chunked {
+        name: "chunked.xml".to_owned(),
         data: Bytes::from(xml),
         chunk: 13,
     });
@@ -288,7 +292,7 @@ async fn explicit_schema_bad_value_fails_or_is_skipped() {
 async fn limit_and_batches() {
     let mut xml = String::from("<rows>");
     for i in 0..25 {
-        xml.push_str(&format!("<row><a>{i}</a></row>"));
+        let _ = write!(xml, "<row><a>{i}</a></row>");
     }
     xml.push_str("</rows>");
     let input = Arc::new(InMemoryBytes::new("x.xml", xml));
