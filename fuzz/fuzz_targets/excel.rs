@@ -1,0 +1,8 @@
+#![no_main]
+//! Arbitrary bytes through the excel decoder: no input may panic.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    connector_file_fuzz::run(&connector_file::ExcelFormat::default(), "fuzz.xlsx", data, true);
+});
