@@ -491,24 +491,19 @@ impl Rest {
         {
             base_query.push((inc.param.clone(), v));
         }
-        let mut pager = Pager {
+        let pager = Pager {
             rest: self.clone(),
             ep: Arc::new(ep.clone()),
             url,
             base_query,
             page_cap: ep.max_pages,
+            // Without a filter, a limit caps the pages to fetch.
+            limit: request
+                .limit
+                .filter(|_| request.filter.is_none())
+                .map(|l| l as u64),
+            step: 0,
             op,
-        };
-        // Without a filter, a limit caps the pages to fetch when the page size is fixed.
-        let limit_cap = match (request.limit, &request.filter, pager.page_size()) {
-            (Some(limit), None, Some(size)) if size > 0 => {
-                Some((limit as u64).div_ceil(size).max(1))
-            }
-            _ => None,
-        };
-        pager.page_cap = match (pager.page_cap, limit_cap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         };
         let first = pager.fetch(pager.first_request()).await?;
         let schema: SchemaRef = if let Some(s) = &ep.schema {
@@ -628,6 +623,11 @@ struct Pager {
     base_query: Vec<(String, String)>,
     /// Fetch at most this many pages (`max_pages`, or what a limit needs).
     page_cap: Option<u64>,
+    /// Rows the reader wants at most (a limit without a filter).
+    limit: Option<u64>,
+    /// Rows per page as the server serves them (it may cap the size asked for); set from the
+    /// first page.
+    step: u64,
     /// The operation errors name (`read`, `check`, `discover`).
     op: &'static str,
 }
@@ -648,7 +648,8 @@ impl Pager {
         }
     }
 
-    fn page_params(&self, index: u64) -> Vec<(String, String)> {
+    /// Parameters of page `index` (0-based) that starts at row `offset`.
+    fn page_params(&self, index: u64, offset: u64) -> Vec<(String, String)> {
         match &self.ep.pagination {
             Pagination::PageNumber {
                 param,
@@ -668,7 +669,7 @@ impl Pager {
                 end_param,
                 limit,
             } => {
-                let off = index * limit;
+                let off = offset;
                 match end_param {
                     Some(end) => vec![
                         (offset_param.clone(), off.to_string()),
@@ -685,7 +686,7 @@ impl Pager {
     }
 
     fn first_request(&self) -> RequestSpec {
-        self.request(self.url.clone(), self.page_params(0))
+        self.request(self.url.clone(), self.page_params(0, 0))
     }
 
     /// The page size asked for, if the pagination style fixes one.
@@ -835,17 +836,32 @@ impl Pager {
             self.ep.pagination,
             Pagination::PageNumber { .. } | Pagination::OffsetLimit { .. }
         );
-        let size = self
-            .page_size()
-            .or(Some(first.records.len() as u64))
-            .filter(|s| *s > 0);
-        if numbered
-            && self.ep.concurrency > 1
-            && let (Some(total), Some(size)) = (first.total, size)
-        {
-            return self.concurrent(first, total, size);
+        // Servers cap page sizes (asked for 100, served 50): with a total that says there is
+        // more, the first page's length is the real page size.
+        let served = first.records.len() as u64;
+        let size = match self.page_size() {
+            Some(asked)
+                if served > 0 && served < asked && first.total.is_some_and(|t| t > served) =>
+            {
+                served
+            }
+            Some(asked) => asked,
+            None => served,
+        };
+        let mut this = self;
+        this.step = size;
+        if let (Some(limit), true) = (this.limit, size > 0) {
+            let cap = limit.div_ceil(size).max(1);
+            this.page_cap = Some(this.page_cap.map_or(cap, |m| m.min(cap)));
         }
-        self.sequential(first)
+        if numbered
+            && this.ep.concurrency > 1
+            && size > 0
+            && let Some(total) = first.total
+        {
+            return this.concurrent(first, total, size);
+        }
+        this.sequential(first)
     }
 
     fn concurrent(
@@ -864,7 +880,7 @@ impl Pager {
             .map(move |i| {
                 let this = this.clone();
                 async move {
-                    let req = this.request(this.url.clone(), this.page_params(i));
+                    let req = this.request(this.url.clone(), this.page_params(i, i * size));
                     let mut p = this.fetch(req).await?;
                     p.last = i + 1 == pages;
                     if p.hash == first_hash && !p.records.is_empty() {
@@ -921,10 +937,12 @@ impl Pager {
             }
             st.rows += page.records.len() as u64;
             let ep = &st.pager.ep;
-            let short = st
-                .pager
-                .page_size()
-                .is_some_and(|s| (page.records.len() as u64) < s);
+            // A short page ends the read only when no total says there is more.
+            let short = page.total.is_none()
+                && st
+                    .pager
+                    .page_size()
+                    .is_some_and(|s| (page.records.len() as u64) < s);
             let reached_total = page.total.is_some_and(|t| st.rows >= t);
             let capped = st.pager.page_cap.is_some_and(|m| st.index + 1 >= m);
             st.next = if page.records.is_empty() || reached_total || capped {
@@ -938,7 +956,7 @@ impl Pager {
                         } else {
                             Some(st.pager.request(
                                 st.pager.url.clone(),
-                                st.pager.page_params(st.index + 1),
+                                st.pager.page_params(st.index + 1, st.rows),
                             ))
                         }
                     }
@@ -1028,6 +1046,8 @@ impl Source for Rest {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             page_cap: Some(1),
+            limit: None,
+            step: 0,
             op: "check",
         };
         pager.fetch(pager.first_request()).await.map(|_| ())

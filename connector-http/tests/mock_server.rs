@@ -1045,6 +1045,80 @@ async fn total_from_a_body_pointer_drives_concurrent_pages() {
     assert_eq!(log.count(), 10);
 }
 
+/// Serves 30 rows, at most 7 per page whatever the client asks for (like APIs that cap
+/// `per_page`), by page number (`page`, 1-based) or offset (`offset`).
+fn capped_router(log: Arc<Log>) -> Router {
+    Router::new().route(
+        "/capped",
+        get(move |uri: Uri, Query(q): Params| {
+            let log = log.clone();
+            async move {
+                log.hit(&uri);
+                let asked: i64 = q.get("limit").and_then(|p| p.parse().ok()).unwrap_or(10);
+                let size = asked.min(7);
+                let start = match (q.get("page"), q.get("offset")) {
+                    (Some(p), _) => (p.parse::<i64>().unwrap_or(1) - 1) * size,
+                    (None, Some(o)) => o.parse().unwrap_or(0),
+                    (None, None) => 0,
+                };
+                let end = (start + size).min(30);
+                json_response(&json!({"total": 30, "data": items(start.min(30)..end)}))
+            }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_server_that_caps_the_page_size_loses_no_rows() {
+    let log = Arc::new(Log::default());
+    let url = serve(capped_router(log.clone())).await;
+    for pagination in [
+        json!({"style": "page_number", "size_param": "limit", "size": 10}),
+        json!({"style": "offset_limit", "limit": 10}),
+    ] {
+        for concurrency in [1, 3] {
+            let r = one_endpoint(
+                &url,
+                json!({"name": "c", "path": "capped", "records": "/data", "concurrency": concurrency,
+                       "pagination": pagination.clone(), "total": {"pointer": "/total"}}),
+                json!({}),
+            );
+            let b = r.read_batch(ReadRequest::dataset("c")).await.unwrap();
+            assert_eq!(
+                ints(&b, "id"),
+                (0..30).collect::<Vec<_>>(),
+                "{pagination} concurrency {concurrency}"
+            );
+            assert_eq!(
+                r.client().requests_sent(),
+                5,
+                "{pagination} concurrency {concurrency}"
+            );
+            // A limit is met with the served page size: 20 rows need 3 pages of 7.
+            let r = one_endpoint(
+                &url,
+                json!({"name": "c", "path": "capped", "records": "/data", "concurrency": concurrency,
+                       "pagination": pagination.clone(), "total": {"pointer": "/total"}}),
+                json!({}),
+            );
+            let b = r
+                .read_batch(ReadRequest::dataset("c").with_limit(20))
+                .await
+                .unwrap();
+            assert_eq!(
+                ints(&b, "id"),
+                (0..20).collect::<Vec<_>>(),
+                "{pagination} concurrency {concurrency}"
+            );
+            assert_eq!(
+                r.client().requests_sent(),
+                3,
+                "{pagination} concurrency {concurrency}"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // NDJSON and CSV bodies
 // ---------------------------------------------------------------------------------------------
