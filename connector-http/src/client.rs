@@ -297,10 +297,18 @@ impl HttpClient {
         }
         let rate = match config.requests_per_second {
             None => None,
-            Some(r) if r.is_finite() && r > 0.0 => Some(Arc::new(RateLimiter {
-                interval: Duration::from_secs_f64(1.0 / r),
-                next: Mutex::new(Instant::now()),
-            })),
+            // `try_from`: a rate so small that the interval overflows is an error, not a panic.
+            Some(r) if r.is_finite() && r > 0.0 => match Duration::try_from_secs_f64(1.0 / r) {
+                Ok(interval) => Some(Arc::new(RateLimiter {
+                    interval,
+                    next: Mutex::new(Instant::now()),
+                })),
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "requests_per_second {r} is too small (the interval overflows)"
+                    )));
+                }
+            },
             Some(r) => {
                 return Err(invalid(format!(
                     "requests_per_second must be positive, got {r}"
@@ -728,6 +736,30 @@ mod tests {
         let c = HttpClient::new("rest", &cfg).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_rates_are_config_errors_not_panics() {
+        for rps in [
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            1e-300,
+            f64::MIN_POSITIVE,
+        ] {
+            let cfg = ClientConfig {
+                requests_per_second: Some(rps),
+                ..ClientConfig::default()
+            };
+            let e = HttpClient::new("rest", &cfg).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{rps}: {e}");
+        }
+        let cfg = ClientConfig {
+            requests_per_second: Some(1e-6),
+            ..ClientConfig::default()
+        };
+        assert!(HttpClient::new("rest", &cfg).is_ok());
     }
 
     #[test]
