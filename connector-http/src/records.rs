@@ -128,16 +128,21 @@ pub fn to_batch(records: &[Value], schema: &SchemaRef, url: &str) -> Result<Reco
         .with_batch_size(records.len().max(1))
         .build_decoder()
         .map_err(|e| Error::from(e).with_location(Location::url(url)))?;
-    decoder.serialize(records).map_err(|e| {
+    // Values that do not fit the schema fail in `serialize` or in `flush`, depending on the
+    // type; both are the same input error.
+    let mismatch = |e: arrow::error::ArrowError| {
         Error::new(
             ErrorKind::InvalidInput,
-            format!("records do not match the schema: {e}"),
+            format!(
+                "records do not match the schema (inferred from the first page unless configured): {e}"
+            ),
         )
         .with_location(Location::url(url))
-    })?;
+    };
+    decoder.serialize(records).map_err(mismatch)?;
     Ok(decoder
         .flush()
-        .map_err(|e| Error::from(e).with_location(Location::url(url)))?
+        .map_err(mismatch)?
         .unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
 }
 

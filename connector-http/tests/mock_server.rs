@@ -430,6 +430,31 @@ async fn truncated_and_malformed_json_are_decode_errors_naming_the_url() {
 }
 
 #[tokio::test]
+async fn a_later_page_that_does_not_fit_the_schema_is_an_error_naming_its_url() {
+    let router = Router::new().route(
+        "/drift",
+        get(|Query(q): Params| async move {
+            match q.get("page").map(String::as_str) {
+                Some("1") => json_response(&json!([{"id": 1, "n": 10}, {"id": 2, "n": 20}])),
+                Some("2") => json_response(&json!([{"id": 3, "n": "not a number"}])),
+                _ => json_response(&json!([])),
+            }
+        }),
+    );
+    let url = serve(router).await;
+    let r = one_endpoint(
+        &url,
+        json!({"name": "d", "path": "drift", "pagination": {"style": "page_number"}}),
+        json!({}),
+    );
+    let e = r.read_batch(ReadRequest::dataset("d")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert_eq!(e.connector(), Some("rest"));
+    let shown = e.location().and_then(|l| l.url.clone()).unwrap_or_default();
+    assert!(shown.ends_with("/drift?page=2"), "{e}");
+}
+
+#[tokio::test]
 async fn records_pointer_to_nothing_is_an_error() {
     let router = Router::new().route("/x", get(|| async { json_response(&json!({"items": []})) }));
     let url = serve(router).await;
