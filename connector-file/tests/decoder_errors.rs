@@ -161,6 +161,10 @@ fn inputs(valid: &[u8], magic: &[u8], seed: u64) -> Vec<Vec<u8>> {
 
 async fn garbage_never_panics(format: &dyn FileFormat, name: &str, magic: &[u8], seed: u64) {
     let valid = encode(format, &sample());
+    // Keep the valid file as a fuzzing seed (see fuzz/README.md).
+    let seeds = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-seeds");
+    std::fs::create_dir_all(&seeds).unwrap();
+    std::fs::write(seeds.join(name), &valid).unwrap();
     assert_eq!(
         decode(format, name, valid.clone()).await.unwrap(),
         40,
