@@ -74,9 +74,10 @@ const MAX_EXACT_INT: i64 = 9_007_199_254_740_992;
 const EXCEL_UNIX_EPOCH_DAYS: f64 = 25_569.0;
 const MICROS_PER_DAY: f64 = 86_400_000_000.0;
 
-/// Which sheet to read.
+/// Which sheet to read. In configuration a number is an index and a string a name
+/// (`sheet: 1`, `sheet: "Totals"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum SheetSelector {
     /// The sheet at this 0-based position in workbook order.
     Index(usize),

@@ -315,7 +315,7 @@ async fn registry_kind_reads_a_sheet_through_the_file_source() {
     let config = serde_json::json!({
         "type": "excel",
         "path": dir.path().to_str().unwrap(),
-        "options": { "sheet": { "name": "Second" }, "header": { "at": 3 } },
+        "options": { "sheet": "Second", "header": { "at": 3 } },
     });
     let connector = registry.build_value(config).await.unwrap();
     let source = connector.as_source().unwrap();
