@@ -31,7 +31,7 @@
 //! | `date` | `Date32` | ±infinity → `i32::MAX` / `i32::MIN` |
 //! | `time` | `Time64(µs)` | |
 //! | `timetz` | `Time64(µs)` | normalized to UTC; the offset is not kept |
-//! | `timestamp` | `Timestamp(µs, None)` | ±infinity → `i64::MAX` / `i64::MIN`; any year PostgreSQL accepts (4713 BC … 294276 AD) |
+//! | `timestamp` | `Timestamp(µs, None)` | ±infinity → `i64::MAX` / `i64::MIN`; 4713 BC … 294247-01-10 (µs since 1970 must fit `i64`; PostgreSQL's last 29 years, up to 294276 AD, are a decode error naming the column) |
 //! | `timestamptz` | `Timestamp(µs, "UTC")` | same |
 //! | `interval` | `Interval(MonthDayNano)` | |
 //! | `uuid` | `FixedSizeBinary(16)` | field metadata `ARROW:extension:name = arrow.uuid` |
