@@ -855,3 +855,36 @@ async fn conformance_suite() {
     let reports = run_all(&h).await;
     assert!(reports.iter().any(|r| r.case == "round_trip"));
 }
+
+#[tokio::test]
+async fn dropping_a_stream_cancels_the_read() {
+    let db = TestDb::new("cancel").await;
+    db.c.execute(
+        "CREATE TABLE big (id BIGINT PRIMARY KEY, pad VARCHAR(100)); \
+         INSERT INTO big SELECT seq, REPEAT('x', 100) FROM seq_1_to_100000",
+    )
+    .await
+    .unwrap();
+    let c = db.with(|c| c.pool_max = 2);
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        let mut s = c
+            .read_stream(ReadRequest::dataset("big").with_batch_rows(100))
+            .await
+            .unwrap();
+        let first = futures::StreamExt::next(&mut s).await.unwrap().unwrap();
+        assert_eq!(first.num_rows(), 100);
+        drop(s);
+    }
+    // the pool (2 connections) is not exhausted by the abandoned reads, and a full read works
+    let b = c
+        .read_batch(ReadRequest::query("SELECT COUNT(*) AS n FROM big"))
+        .await
+        .unwrap();
+    assert_eq!(b.column(0).as_primitive::<Int64Type>().value(0), 100_000);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -11,7 +11,12 @@
 //!
 //! Every read runs one prepared `SELECT` on one pooled connection in a tokio task that decodes
 //! rows straight into Arrow builders and hands finished batches over a bounded channel (two in
-//! flight), so memory is bounded by the batch size.
+//! flight), so memory is bounded by the batch size. Dropping the stream stops the task, which
+//! kills the running query (`KILL QUERY`) and closes that connection instead of draining it.
+//!
+//! Filter pushdown compares in the server: text comparisons follow the column's collation
+//! (tables this connector creates use `utf8mb4_bin`, which compares exactly as Arrow does; a
+//! case-insensitive collation makes `=` case-insensitive).
 //!
 //! # Type mapping (reads)
 //!
@@ -1033,13 +1038,23 @@ struct ReadJob {
 
 async fn read_task(
     mut conn: Conn,
+    kill: (mysql_async::OptsBuilder, Duration),
     job: ReadJob,
     schema_tx: oneshot::Sender<Result<SchemaRef>>,
     tx: mpsc::Sender<Result<RecordBatch>>,
 ) {
     let mut schema_tx = Some(schema_tx);
     let res = read_rows(&mut conn, &job, &mut schema_tx, &tx).await;
-    if let Err(e) = res {
+    if let Ok(false) = res {
+        // The stream was dropped mid-read: stop the server from sending the rest (the driver
+        // would otherwise drain it before the connection can be reused), then close it.
+        // A separate connection, not from the pool, which may be exhausted by the reads.
+        if let Ok(Ok(mut killer)) = tokio::time::timeout(kill.1, Conn::new(kill.0)).await {
+            let _ = killer.query_drop(format!("KILL QUERY {}", conn.id())).await;
+            let _ = killer.disconnect().await;
+        }
+        let _ = conn.disconnect().await;
+    } else if let Err(e) = res {
         let e = e.with_connector(NAME).with_operation("read");
         match schema_tx.take() {
             Some(s) => {
@@ -1054,12 +1069,13 @@ async fn read_task(
     }
 }
 
+/// Ok(true): all rows sent; Ok(false): the receiver went away first.
 async fn read_rows(
     conn: &mut Conn,
     job: &ReadJob,
     schema_tx: &mut Option<oneshot::Sender<Result<SchemaRef>>>,
     tx: &mpsc::Sender<Result<RecordBatch>>,
-) -> Result<()> {
+) -> Result<bool> {
     let label = job.label.as_str();
     let located = |e: Error| e.with_location(Location::table(label));
     let mut result = conn
@@ -1082,7 +1098,7 @@ async fn read_rows(
     if let Some(s) = schema_tx.take()
         && s.send(Ok(schema.clone())).is_err()
     {
-        return Ok(());
+        return Ok(false);
     }
     let mut n = 0usize;
     let mut row_no = 0u64;
@@ -1116,7 +1132,7 @@ async fn read_rows(
             n = 0;
             let b = finish(&schema, &mut cols, label)?;
             if tx.send(Ok(b)).await.is_err() {
-                return Ok(()); // the reader is gone
+                return Ok(false); // the reader is gone
             }
         }
     }
@@ -1124,7 +1140,7 @@ async fn read_rows(
         let b = finish(&schema, &mut cols, label)?;
         let _ = tx.send(Ok(b)).await;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn finish(schema: &SchemaRef, cols: &mut [Col], label: &str) -> Result<RecordBatch> {
@@ -1350,6 +1366,13 @@ impl Source for MySqlConnector {
     async fn read(&self, partition: Partition) -> Result<SendableRecordBatchStream> {
         let (sql, params, label) = build_select(&partition);
         let conn = self.conn().await.map_err(|e| e.with_operation("read"))?;
+        let kill = (
+            self.inner
+                .config
+                .opts()
+                .map_err(|e| e.with_operation("read"))?,
+            self.connect_timeout(),
+        );
         let job = ReadJob {
             sql,
             params,
@@ -1359,7 +1382,7 @@ impl Source for MySqlConnector {
         };
         let (schema_tx, schema_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(read_task(conn, job, schema_tx, tx));
+        tokio::spawn(read_task(conn, kill, job, schema_tx, tx));
         let schema = schema_rx.await.map_err(|_| {
             Error::internal("mysql reader ended early")
                 .with_connector(NAME)
