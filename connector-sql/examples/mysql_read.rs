@@ -1,5 +1,7 @@
 //! Read a MySQL/MariaDB table into Arrow with N partitions read in parallel, and print one JSON
 //! line with the row count and the time taken. Used by `benches/mysql_compare.py`.
+//! With `--write-to <table>` it then writes the batches into that table (overwrite, one
+//! transaction of multi-row INSERTs) and reports the write time too.
 //!
 //! ```text
 //! cargo run --release -p connector-sql --features mysql --example mysql_read -- \
@@ -8,7 +10,7 @@
 
 use std::time::Instant;
 
-use connector_core::{ReadRequest, Source};
+use connector_core::{ReadRequest, SinkExt, Source, WriteRequest};
 use connector_sql::mysql::{MySqlConfig, MySqlConnector};
 use futures::TryStreamExt;
 
@@ -52,8 +54,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let mut write = String::new();
+    if let Some(target) = arg(&args, "--write-to") {
+        // Write what was read into `target` (overwrite, one transaction) and time it.
+        let schema = batches
+            .first()
+            .map(arrow::array::RecordBatch::schema)
+            .ok_or("nothing was read")?;
+        let t = Instant::now();
+        let report = source
+            .write_batches(WriteRequest::overwrite(target), schema, batches)
+            .await?;
+        write = format!(
+            ", \"write_rows\": {}, \"write_seconds\": {:.4}",
+            report.rows,
+            t.elapsed().as_secs_f64()
+        );
+    }
     println!(
-        "{{\"rows\": {rows}, \"partitions\": {n_parts}, \"seconds\": {secs:.4}, \"arrow_bytes\": {bytes}}}"
+        "{{\"rows\": {rows}, \"partitions\": {n_parts}, \"seconds\": {secs:.4}, \"arrow_bytes\": {bytes}{write}}}"
     );
     source.close().await;
     Ok(())
