@@ -675,6 +675,9 @@ struct ReadJob {
     params: Vec<Value>,
     label: String,
     batch_rows: usize,
+    /// Undeclared columns take the first row's storage class (queries); otherwise Utf8, as
+    /// `discover` reports them (tables and views).
+    infer_undeclared: bool,
 }
 
 fn read_blocking(
@@ -728,7 +731,8 @@ fn read_blocking(
                 .enumerate()
                 .map(|(i, (n, t))| {
                     let t = t.clone().unwrap_or_else(|| {
-                        row.and_then(|r| r.get_ref(i).ok())
+                        row.filter(|_| job.infer_undeclared)
+                            .and_then(|r| r.get_ref(i).ok())
                             .map_or(DataType::Utf8, storage_type)
                     });
                     Field::new(n, t, true)
@@ -1139,6 +1143,7 @@ impl Source for SqliteConnector {
             params,
             label,
             batch_rows: partition.request.batch_rows_or_default(),
+            infer_undeclared: matches!(partition.request.target, ReadTarget::Query(_)),
         };
         let (schema_tx, schema_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel(2);
