@@ -458,6 +458,25 @@ async fn bad_value_names_table_column_row() {
     assert_eq!(loc.table.as_deref(), Some("bad"));
     assert_eq!(loc.column.as_deref(), Some("d"));
     assert_eq!(loc.row, Some(1));
+    // an undeclared column reads as text in a table (as discover says), typed in a query
+    c.execute_batch("CREATE TABLE untyped (x); INSERT INTO untyped VALUES (7), ('a');")
+        .await
+        .unwrap();
+    let b = c.read_batch(ReadRequest::dataset("untyped")).await.unwrap();
+    assert_eq!(b.column(0).as_string::<i32>().value(0), "7");
+    assert_eq!(
+        c.dataset_schema("untyped")
+            .await
+            .unwrap()
+            .field(0)
+            .data_type(),
+        &DataType::Utf8
+    );
+    let b = c
+        .read_batch(ReadRequest::query("SELECT 1 + 1 AS two"))
+        .await
+        .unwrap();
+    assert_eq!(b.schema().field(0).data_type(), &DataType::Int64);
     let e = c
         .read_batch(ReadRequest::dataset("missing"))
         .await
