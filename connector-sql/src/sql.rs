@@ -199,7 +199,6 @@ pub fn align_to_target(
     std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
 }
 
-#[allow(clippy::result_large_err)] // connector_core::Error's size is core's decision
 /// Cast `batch` to `schema` (same column names and order), failing on values that do not fit
 /// (no silent NULLs or truncation).
 pub fn cast_batch(

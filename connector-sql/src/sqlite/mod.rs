@@ -60,7 +60,6 @@
 // Product names (SQLite, MariaDB) in docs are not code.
 #![allow(clippy::doc_markdown)]
 // `connector_core::Error` is the crate-wide error type; its size is core's decision.
-#![allow(clippy::result_large_err)]
 // Type tables read best one row per source type, even when two rows map alike; date and time
 // parts are conventionally y/m/d/h/s; a two-way match reads better than if-let-else here.
 #![allow(
