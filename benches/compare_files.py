@@ -105,7 +105,10 @@ def readers(bins: Path, fmt: str):
         con.execute(f"SET threads TO {threads}")
         fn = "read_parquet" if fmt == "parquet" else "read_csv_auto"
         # Materialize every row as an Arrow table (a count(*) could answer from metadata).
-        table = con.execute(f"SELECT * FROM {fn}(?)", [str(path)]).fetch_arrow_table()
+        literal = str(path).replace("'", "''")
+        rel = con.sql(f"SELECT * FROM {fn}('{literal}')")
+        fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # DuckDB 2 / 1
+        table = fetch()
         con.close()
         return table.num_rows
 
