@@ -81,7 +81,8 @@ async fn generate(conn: &ObjectStoreConnector, sf: f64, files: i32) -> Result<()
             async move {
                 let (tx, rx) = tokio::sync::mpsc::channel(4);
                 let generator = tpchgen::generators::LineItemGenerator::new(sf, part, files);
-                let mut batches = tpchgen_arrow::LineItemArrow::new(generator).with_batch_size(65_536);
+                let mut batches =
+                    tpchgen_arrow::LineItemArrow::new(generator).with_batch_size(65_536);
                 let first = batches.next().ok_or("no rows")?;
                 let schema = first.schema();
                 std::thread::spawn(move || {
@@ -94,10 +95,8 @@ async fn generate(conn: &ObjectStoreConnector, sf: f64, files: i32) -> Result<()
                         }
                     }
                 });
-                let stream = connector_core::RecordBatchStreamAdapter::boxed(
-                    schema,
-                    tokio_stream_from(rx),
-                );
+                let stream =
+                    connector_core::RecordBatchStreamAdapter::boxed(schema, tokio_stream_from(rx));
                 let r = sink.write(WriteRequest::append("lineitem"), stream).await?;
                 Ok(r.rows)
             }
@@ -118,8 +117,11 @@ async fn generate(conn: &ObjectStoreConnector, sf: f64, files: i32) -> Result<()
 }
 
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<connector_core::Result<connector_core::arrow::array::RecordBatch>>,
-) -> impl futures::Stream<Item = connector_core::Result<connector_core::arrow::array::RecordBatch>> {
+    mut rx: tokio::sync::mpsc::Receiver<
+        connector_core::Result<connector_core::arrow::array::RecordBatch>,
+    >,
+) -> impl futures::Stream<Item = connector_core::Result<connector_core::arrow::array::RecordBatch>>
+{
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use common::{CountingStore, Counts};
 use connector_core::arrow::array::{Int64Array, RecordBatch, StringArray};
-use connector_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use connector_core::arrow::datatypes::{DataType, SchemaRef};
 use connector_core::testkit::{Harness, run_all};
 use connector_core::{
     CmpOp, ErrorKind, Expr, ReadRequest, Sink, SinkExt, Source, SourceExt, WriteRequest,
 };
-use connector_object_store::{LayoutConfig, ObjectStoreConnector, ObjectUrl, S3Config};
+use connector_object_store::{ObjectStoreConnector, ObjectUrl, S3Config};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
@@ -75,6 +75,11 @@ fn types_for(format: &str) -> Vec<DataType> {
     }
 }
 
+async fn drop_seaweed(bucket: &str) {
+    let (endpoint, key, secret) = common::seaweed();
+    common::drop_bucket(&endpoint, &key, &secret, bucket).await;
+}
+
 async fn conformance(config: S3Config, format: &str) {
     let config = with_format(config, format);
     let c = ObjectStoreConnector::s3(&config).expect("connector");
@@ -91,14 +96,16 @@ async fn conformance(config: S3Config, format: &str) {
 
 #[tokio::test]
 async fn seaweedfs_conformance_csv() {
-    let (c, _) = seaweed_bucket("conf-csv").await;
+    let (c, bucket) = seaweed_bucket("conf-csv").await;
     conformance(c, "csv").await;
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
 async fn seaweedfs_conformance_parquet() {
-    let (c, _) = seaweed_bucket("conf-parquet").await;
+    let (c, bucket) = seaweed_bucket("conf-parquet").await;
     conformance(c, "parquet").await;
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
@@ -247,6 +254,7 @@ async fn truncated_parquet_is_a_decode_error_naming_the_object() {
         assert!(e.to_string().contains(&url), "{e} should name {url}");
         assert_eq!(e.connector(), Some("s3"), "{e}");
     }
+    drop_seaweed(&bucket).await;
 }
 
 async fn visible(conn: &ObjectStoreConnector, prefix: &str) -> Vec<String> {
@@ -264,7 +272,7 @@ async fn visible(conn: &ObjectStoreConnector, prefix: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_failed_write_leaves_the_target_unchanged() {
-    let (mut c, _) = seaweed_bucket("failwrite").await;
+    let (mut c, bucket) = seaweed_bucket("failwrite").await;
     c.layout.max_rows_per_file = Some(100);
     let conn = ObjectStoreConnector::s3(&c).expect("connector");
     let sink = conn.sink();
@@ -298,11 +306,12 @@ async fn a_failed_write_leaves_the_target_unchanged() {
         .await
         .expect("read");
     assert_eq!(got.num_rows(), 10);
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
 async fn an_aborted_writer_leaves_no_visible_object() {
-    let (mut c, _) = seaweed_bucket("abort").await;
+    let (mut c, bucket) = seaweed_bucket("abort").await;
     c.layout.max_rows_per_file = Some(2000);
     c.layout.part_size = Some(5 * 1024 * 1024);
     c.layout.format = Some("csv".into());
@@ -344,6 +353,7 @@ async fn an_aborted_writer_leaves_no_visible_object() {
         .await
         .expect_err("nothing is visible");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
@@ -396,11 +406,12 @@ async fn hive_partitions_become_columns_and_prune_before_reading() {
     let sales = ds.iter().find(|d| d.name == "sales").expect("sales listed");
     assert!(sales.schema.field_with_name("year").is_ok());
     assert!(sales.schema.field_with_name("name").is_ok());
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
 async fn parquet_reads_fetch_only_footer_and_needed_columns() {
-    let (c, _) = seaweed_bucket("ranged").await;
+    let (c, bucket) = seaweed_bucket("ranged").await;
     let (conn, counts) = counting(&c);
     // One wide object: id + a large text column.
     let n = 20_000;
@@ -435,6 +446,7 @@ async fn parquet_reads_fetch_only_footer_and_needed_columns() {
         counts.gets() >= 2,
         "expected a footer read and column reads"
     );
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
@@ -503,6 +515,7 @@ async fn rotation_multipart_and_reads_by_url_and_glob() {
         0,
         "a large object must be uploaded as multipart, not one PUT"
     );
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
@@ -544,7 +557,11 @@ async fn registry_builds_s3_from_config_text() {
         .await
         .expect("read");
     assert_eq!(got.num_rows(), 5);
-    let _ = ObjectUrl::parse(&format!("s3://{bucket}/p")).expect("url");
-    let _ = Schema::new(vec![Field::new("x", DataType::Int64, true)]);
-    let _ = LayoutConfig::default();
+    assert_eq!(
+        ObjectUrl::parse(&format!("s3://{bucket}/p"))
+            .expect("url")
+            .bucket,
+        bucket
+    );
+    drop_seaweed(&bucket).await;
 }

@@ -163,6 +163,41 @@ pub async fn create_bucket(endpoint: &str, key: &str, secret: &str, bucket: &str
     );
 }
 
+/// Delete every object of a bucket and the bucket (`SeaweedFS` gives each bucket its own
+/// volumes and runs out of them if test buckets are left behind).
+pub async fn drop_bucket(endpoint: &str, key: &str, secret: &str, bucket: &str) {
+    use futures::{StreamExt, TryStreamExt};
+    use object_store::aws::AmazonS3Builder;
+    use object_store::signer::Signer;
+    let s3 = AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id(key)
+        .with_secret_access_key(secret)
+        .with_allow_http(true)
+        .build()
+        .expect("s3 builder");
+    let locations = s3.list(None).map_ok(|m| m.location).boxed();
+    let deleted: Vec<_> = s3.delete_stream(locations).collect().await;
+    for d in deleted {
+        d.expect("delete object");
+    }
+    let url = s3
+        .signed_url(
+            http::Method::DELETE,
+            &Path::from(""),
+            Duration::from_mins(5),
+        )
+        .await
+        .expect("presign");
+    let (status, body) = http("DELETE", url.as_str(), &[]).await;
+    assert!(
+        (200..300).contains(&status),
+        "deleting bucket {bucket} at {endpoint} failed: {body}"
+    );
+}
+
 /// Create an Azurite container with a SharedKey-signed request.
 pub async fn create_container(endpoint: &str, container: &str) {
     use base64::Engine;
