@@ -7,10 +7,13 @@
 //! Azure; `GOOGLE_*` variables, application default credentials and the metadata server for GCS.
 //! Values given in the config win over the environment.
 
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 use std::sync::Arc;
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 use std::time::Duration;
 
 use connector_core::{Error, Result, Secret};
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 use object_store::ObjectStore;
 use serde::Deserialize;
 
@@ -60,6 +63,7 @@ pub struct RetrySettings {
     pub backoff_base: Option<f64>,
 }
 
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 impl RetrySettings {
     fn to_object_store(&self) -> object_store::RetryConfig {
         let mut r = object_store::RetryConfig::default();
@@ -82,6 +86,7 @@ impl RetrySettings {
     }
 }
 
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 impl ClientSettings {
     fn to_object_store(&self, endpoint: Option<&str>) -> object_store::ClientOptions {
         let mut c = object_store::ClientOptions::new();
@@ -294,6 +299,7 @@ pub struct HttpFilesConfig {
     pub layout: LayoutConfig,
 }
 
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 fn build_err(connector: &'static str, url: &ObjectUrl, e: &object_store::Error) -> Error {
     let text = crate::error::redact_query(&e.to_string());
     Error::invalid_config(format!("cannot build the {connector} store: {text}"))
@@ -373,6 +379,7 @@ impl S3Config {
 
 /// The fields of an Azure connection string that matter here.
 #[derive(Default)]
+#[cfg_attr(not(feature = "azure"), allow(dead_code))]
 struct ConnectionString {
     account: Option<String>,
     key: Option<String>,
@@ -391,6 +398,7 @@ impl std::fmt::Debug for ConnectionString {
     }
 }
 
+#[cfg_attr(not(feature = "azure"), allow(dead_code))]
 fn parse_connection_string(s: &str) -> Result<ConnectionString> {
     let mut out = ConnectionString::default();
     for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -635,6 +643,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "s3")]
     fn retry_settings_map() {
         let r = RetrySettings {
             max_retries: Some(2),

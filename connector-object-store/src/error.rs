@@ -18,7 +18,6 @@
 //! (see [`redact_query`], applied anyway).
 
 use connector_core::{Error, ErrorKind, Location};
-use object_store::client::{HttpError, HttpErrorKind};
 
 /// Convert an `object_store` error about `url` into a connector error.
 #[must_use]
@@ -149,7 +148,9 @@ fn kind_of_generic(err: &object_store::Error, status: Option<u16>, text: &str) -
     // Walk the source chain for the transport error and its kind.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<HttpError>() {
+        #[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
+        if let Some(h) = s.downcast_ref::<object_store::client::HttpError>() {
+            use object_store::client::HttpErrorKind;
             return match h.kind() {
                 HttpErrorKind::Timeout => ErrorKind::Timeout,
                 HttpErrorKind::Connect | HttpErrorKind::Request | HttpErrorKind::Interrupted => {

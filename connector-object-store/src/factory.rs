@@ -1,10 +1,19 @@
 //! Registry factories of the kinds `s3`, `azure`, `gcs` and `http_files`.
 
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 use async_trait::async_trait;
-use connector_core::registry::{Connector, ConnectorFactory, KindCapabilities, Registry};
-use connector_core::{Result, SinkCapabilities, SourceCapabilities};
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
+use connector_core::Result;
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
+use connector_core::registry::{Connector, ConnectorFactory};
+use connector_core::registry::{KindCapabilities, Registry};
+use connector_core::{SinkCapabilities, SourceCapabilities};
 
 /// What every object-store kind can do (`http_files` is read-only).
+#[cfg_attr(
+    not(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http")),
+    allow(dead_code)
+)]
 fn caps(sink: bool) -> KindCapabilities {
     KindCapabilities {
         source: Some(
