@@ -11,6 +11,11 @@
 //! [`ErrorKind::Decode`] naming the file and the byte offset of the bad block, instead of
 //! silently yielding fewer rows. The file is read into memory whole.
 //!
+//! **Known issue (arrow-avro 59.3, also 60.1):** a block whose row count is smaller than the rows
+//! its bytes hold makes arrow-avro's reader loop forever (it stops decoding at the count but
+//! never leaves the block). The framing check rejects the 0-row case; the general case needs a
+//! fix in arrow-avro, so do not read Avro files from untrusted parties without a time limit.
+//!
 //! # Writing
 //! [`AvroFormat::writer`] writes an Object Container File with one block per batch, compressed
 //! with [`AvroFormat::compression`]. Bytes can be taken out after every batch.
