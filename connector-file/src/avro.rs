@@ -11,10 +11,11 @@
 //! [`ErrorKind::Decode`] naming the file and the byte offset of the bad block, instead of
 //! silently yielding fewer rows. The file is read into memory whole.
 //!
-//! **Known issue (arrow-avro 59.3, also 60.1):** a block whose row count is smaller than the rows
-//! its bytes hold makes arrow-avro's reader loop forever (it stops decoding at the count but
-//! never leaves the block). The framing check rejects the 0-row case; the general case needs a
-//! fix in arrow-avro, so do not read Avro files from untrusted parties without a time limit.
+//! Each block is decoded by its own arrow-avro reader asked for exactly the block's rows:
+//! arrow-avro 59.3's reader (60.1 too) loops forever when a block holds more bytes than its row
+//! count, and a reader never asked for more cannot. Bytes beyond the announced rows of a block
+//! are therefore ignored (arrow-avro does not report how many bytes the rows used). A block may
+//! announce at most 2^24 rows.
 //!
 //! # Writing
 //! [`AvroFormat::writer`] writes an Object Container File with one block per batch, compressed
@@ -110,7 +111,17 @@ impl Framing<'_> {
 
 /// Check the container framing of a whole file: magic, header metadata map, sync marker, and
 /// every block up to the end of the file.
-fn check_framing(file: &str, data: &[u8]) -> Result<()> {
+/// Rows one block may announce (bounds the memory a block's batch takes).
+const MAX_BLOCK_ROWS: i64 = 1 << 24;
+
+/// Where the header ends and each block (start, end, rows) lies.
+#[derive(Debug)]
+struct Framed {
+    header_end: usize,
+    blocks: Vec<(usize, usize, usize)>,
+}
+
+fn check_framing(file: &str, data: &[u8]) -> Result<Framed> {
     if !data.starts_with(MAGIC) {
         return Err(decode_error(
             file,
@@ -143,6 +154,10 @@ fn check_framing(file: &str, data: &[u8]) -> Result<()> {
         .skip(SYNC_LEN)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(truncated_header)?;
+    let mut framed = Framed {
+        header_end: f.pos,
+        blocks: Vec::new(),
+    };
     while f.pos < data.len() {
         let start = f.pos as u64;
         let bad = |what: &str| {
@@ -157,6 +172,11 @@ fn check_framing(file: &str, data: &[u8]) -> Result<()> {
             return Err(bad("negative row count"));
         }
         let size = f.len().ok_or_else(|| bad("bad size"))?;
+        if count > MAX_BLOCK_ROWS {
+            return Err(bad(&format!(
+                "{count} rows in one block (limit {MAX_BLOCK_ROWS})"
+            )));
+        }
         if count == 0 && size > 0 {
             // arrow-avro 59.3's reader loops forever on such a block (found by fuzzing).
             return Err(bad(&format!("{size} bytes of data for 0 rows")));
@@ -168,21 +188,63 @@ fn check_framing(file: &str, data: &[u8]) -> Result<()> {
         if marker != sync {
             return Err(bad("sync marker does not match the header's"));
         }
+        framed.blocks.push((start as usize, f.pos, count as usize));
     }
-    Ok(())
+    Ok(framed)
 }
 
 impl AvroFormat {
+    /// A reader over the header and, optionally, one block; `batch_rows` rows per batch.
     fn reader(
         file: &str,
         data: Bytes,
         batch_rows: usize,
     ) -> Result<arrow_avro::reader::Reader<Cursor<Bytes>>> {
-        check_framing(file, &data)?;
         ReaderBuilder::new()
             .with_batch_size(batch_rows.max(1))
             .build(Cursor::new(data))
             .map_err(|e| decode_error(file, None, format!("cannot read the Avro header: {e}")))
+    }
+
+    /// Decode one block into batches of at most `batch_rows`. The block is read by its own
+    /// reader with a batch of exactly its row count and dropped after that one batch: arrow-avro's
+    /// reader spins forever when a block holds more bytes than its count of rows, which a
+    /// reader that is never asked for more cannot do.
+    fn decode_block(
+        file: &str,
+        data: &Bytes,
+        framed: &Framed,
+        block: (usize, usize, usize),
+        batch_rows: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        let (start, end, count) = block;
+        let mut one = Vec::with_capacity(framed.header_end + end - start);
+        one.extend_from_slice(&data[..framed.header_end]);
+        one.extend_from_slice(&data[start..end]);
+        let mut reader = Self::reader(file, Bytes::from(one), count)?;
+        let corrupt = |what: String| {
+            decode_error(
+                file,
+                Some(start as u64),
+                format!("corrupt Avro block: {what}"),
+            )
+        };
+        let batch = match reader.next() {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => return Err(corrupt(e.to_string())),
+            None => return Err(corrupt(format!("no rows where {count} were announced"))),
+        };
+        if batch.num_rows() != count {
+            return Err(corrupt(format!(
+                "{} rows where {count} were announced",
+                batch.num_rows()
+            )));
+        }
+        let step = batch_rows.max(1);
+        Ok((0..count)
+            .step_by(step)
+            .map(|o| batch.slice(o, step.min(count - o)))
+            .collect())
     }
 }
 
@@ -199,7 +261,9 @@ impl FileFormat for AvroFormat {
     async fn infer_schema(&self, input: Arc<dyn ByteSource>) -> Result<SchemaRef> {
         let during = |e: Error| e.with_connector(NAME).with_operation("infer_schema");
         let data = input.get_all().await.map_err(during)?;
-        let reader = Self::reader(input.location(), data, 1).map_err(during)?;
+        let framed = check_framing(input.location(), &data).map_err(during)?;
+        let reader =
+            Self::reader(input.location(), data.slice(..framed.header_end), 1).map_err(during)?;
         Ok(reader.schema())
     }
 
@@ -216,8 +280,10 @@ impl FileFormat for AvroFormat {
         } else {
             options.batch_rows
         };
-        let reader = Self::reader(&file, data, batch_rows).map_err(during)?;
-        let schema = reader.schema();
+        let framed = check_framing(&file, &data).map_err(during)?;
+        let schema = Self::reader(&file, data.slice(..framed.header_end), 1)
+            .map_err(during)?
+            .schema();
         if let Some(wanted) = &options.schema
             && wanted.fields() != schema.fields()
         {
@@ -232,25 +298,25 @@ impl FileFormat for AvroFormat {
         let limit = options.limit.unwrap_or(usize::MAX);
         let mut rows = 0usize;
         let mut failed = false;
-        let batches = reader.map_while(move |r| {
-            if failed || rows >= limit {
-                return None;
-            }
-            match r {
-                Ok(b) => {
-                    rows += b.num_rows();
-                    Some(Ok(b))
+        let blocks = framed.blocks.clone();
+        let batches = blocks
+            .into_iter()
+            .map_while(move |block| {
+                if failed || rows >= limit {
+                    return None;
                 }
-                Err(e) => {
-                    failed = true;
-                    Some(Err(during(decode_error(
-                        &file,
-                        None,
-                        format!("corrupt Avro data: {e}"),
-                    ))))
+                match Self::decode_block(&file, &data, &framed, block, batch_rows) {
+                    Ok(b) => {
+                        rows += block.2;
+                        Some(b.into_iter().map(Ok).collect::<Vec<_>>())
+                    }
+                    Err(e) => {
+                        failed = true;
+                        Some(vec![Err(during(e))])
+                    }
                 }
-            }
-        });
+            })
+            .flatten();
         let stream = futures::stream::iter(batches);
         Ok(RecordBatchStreamAdapter::boxed(schema, stream))
     }
@@ -437,5 +503,31 @@ mod tests {
         let e = check_framing("z.avro", &file).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Decode);
         assert!(e.to_string().contains("for 0 rows"), "{e}");
+    }
+
+    /// A block announcing fewer rows than it holds made arrow-avro's reader spin forever; read
+    /// block by block it returns the announced rows and ends.
+    #[tokio::test]
+    async fn block_with_fewer_rows_than_bytes_does_not_hang() {
+        use arrow::array::Int64Array;
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let mut w = AvroFormat::default().writer(schema.clone()).unwrap();
+        let mut file = w.take_bytes().to_vec();
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        w.write(&batch).unwrap();
+        let mut block = w.take_bytes().to_vec();
+        block.extend_from_slice(&w.finish().unwrap());
+        assert_eq!(block[0], 6);
+        block[0] = 4; // 2 rows announced, 3 present
+        file.extend_from_slice(&block);
+        let input = Arc::new(crate::InMemoryBytes::new("short.avro", file));
+        let out = AvroFormat::default()
+            .read(input, FormatReadOptions::default())
+            .await
+            .unwrap();
+        let out = connector_core::collect(out).await.unwrap();
+        assert_eq!(out.num_rows(), 2);
     }
 }
