@@ -1,40 +1,31 @@
-//! CSV response bodies.
-//!
-//! Decoded with arrow-csv (schema inferred from the body, header row required). connector-file's
-//! CSV codec adds files, globs and compression on top of the same reader; a body is one
-//! in-memory document, so the reader is used directly.
+//! CSV response bodies, decoded by connector-file's CSV codec over the in-memory body: the same
+//! dialect handling, schema inference, BOM stripping and line-numbered errors as CSV files.
 
-use std::io::Cursor;
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use connector_core::{Error, ErrorKind, Location, Result};
+use connector_core::{Location, Result};
+use connector_file::csv::CsvFormat;
+use connector_file::{FileFormat, FormatReadOptions, InMemoryBytes};
+use futures::TryStreamExt;
 
 /// Decode a CSV body with a header row.
-pub fn decode(body: &[u8], url: &str) -> Result<Vec<RecordBatch>> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+pub async fn decode(body: &[u8], url: &str) -> Result<Vec<RecordBatch>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
-    let fmt = arrow::csv::reader::Format::default().with_header(true);
-    let (schema, _) = fmt
-        .infer_schema(Cursor::new(body), Some(1000))
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Decode,
-                format!("cannot infer the CSV schema: {e}"),
-            )
-            .with_location(Location::url(url))
-        })?;
-    let reader = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(schema))
-        .with_format(fmt)
-        .build(Cursor::new(body))
-        .map_err(|e| Error::from(e).with_location(Location::url(url)))?;
-    reader
-        .map(|b| {
-            b.map_err(|e| {
-                Error::new(ErrorKind::Decode, format!("invalid CSV body: {e}"))
-                    .with_location(Location::url(url))
-            })
-        })
-        .collect()
+    let format = CsvFormat::default();
+    let input = Arc::new(InMemoryBytes::new(url, bytes::Bytes::copy_from_slice(body)));
+    let options = FormatReadOptions {
+        batch_rows: 8192,
+        ..FormatReadOptions::default()
+    };
+    let stream = format
+        .read(input, options)
+        .await
+        .map_err(|e| e.with_location(Location::url(url)))?;
+    stream
+        .try_collect()
+        .await
+        .map_err(|e| e.with_location(Location::url(url)))
 }

@@ -202,10 +202,11 @@ mod tests {
     }
 }
 
-/// The records of a CSV body (header row required), typed by arrow-csv inference,
-/// as JSON objects so they flow through the same page pipeline as JSON responses.
-pub fn csv_records(body: &[u8], url: &str) -> Result<Vec<Value>> {
-    let batches = crate::csv_body::decode(body, url)?;
+/// The records of a CSV body (header row required), decoded by connector-file's CSV codec
+/// (the same reader, inference and error locations as CSV files), as JSON objects so they flow
+/// through the same page pipeline as JSON responses.
+pub async fn csv_records(body: &[u8], url: &str) -> Result<Vec<Value>> {
+    let batches = crate::csv_body::decode(body, url).await?;
     let mut writer = arrow_json::ArrayWriter::new(Vec::new());
     for b in &batches {
         writer

@@ -706,14 +706,24 @@ impl Pager {
             .send(&spec, self.op)
             .await
             .map_err(|e| e.with_location(Location::table(&self.ep.name)))?;
-        self.parse(&spec, &resp).map_err(|e| {
+        // CSV bodies go through connector-file's codec (async), before the sync page parsing.
+        let csv = match self.ep.format {
+            ResponseFormat::Csv => Some(crate::records::csv_records(&resp.body, &resp.url).await),
+            _ => None,
+        };
+        self.parse(&spec, &resp, csv).map_err(|e| {
             e.with_connector(NAME)
                 .with_operation(self.op)
                 .with_location(Location::table(&self.ep.name))
         })
     }
 
-    fn parse(&self, spec: &RequestSpec, resp: &Response) -> Result<Page> {
+    fn parse(
+        &self,
+        spec: &RequestSpec,
+        resp: &Response,
+        csv: Option<Result<Vec<Value>>>,
+    ) -> Result<Page> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         resp.body.hash(&mut hasher);
         let hash = hasher.finish();
@@ -728,7 +738,10 @@ impl Pager {
                 extract_records(&resp.body, ResponseFormat::Ndjson, "", &url)?,
                 None,
             ),
-            ResponseFormat::Csv => (crate::records::csv_records(&resp.body, &url)?, None),
+            ResponseFormat::Csv => (
+                csv.unwrap_or_else(|| Err(Error::internal("CSV body was not decoded")))?,
+                None,
+            ),
         };
         let total = match &self.ep.total {
             None => None,
