@@ -787,7 +787,8 @@ pub struct SqlInsertKind;
 impl crate::factory::FormatKind for SqlInsertKind {
     type Options = SqlInsertFormat;
     const KIND: &'static str = "sql_insert";
-    const DESCRIPTION: &'static str = "SQL INSERT scripts written to a local directory (write only)";
+    const DESCRIPTION: &'static str =
+        "SQL INSERT scripts written to a local directory (write only)";
     fn format(options: &Self::Options) -> Result<Arc<dyn FileFormat>> {
         Ok(Arc::new(options.clone()))
     }

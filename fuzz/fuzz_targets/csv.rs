@@ -4,5 +4,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    connector_file_fuzz::run(&connector_file::CsvFormat::default(), "fuzz.csv", data, false);
+    connector_file_fuzz::run(
+        &connector_file::CsvFormat::default(),
+        "fuzz.csv",
+        data,
+        false,
+    );
 });

@@ -32,7 +32,10 @@ pub fn run(format: &dyn FileFormat, name: &str, data: &[u8], located: bool) {
             if let Err(e) = format.infer_schema(input.clone()).await {
                 check(&e);
             }
-            let options = FormatReadOptions { batch_rows: 64, ..FormatReadOptions::default() };
+            let options = FormatReadOptions {
+                batch_rows: 64,
+                ..FormatReadOptions::default()
+            };
             match format.read(input, options).await {
                 Ok(mut stream) => {
                     while let Some(item) = stream.next().await {
