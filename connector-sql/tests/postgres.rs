@@ -1144,9 +1144,14 @@ async fn registry_builds_the_postgres_kind() {
         .await
         .unwrap();
     assert_eq!(b.column(0).as_string::<i32>().value(0), "1.50");
+    reg.build_value(serde_json::json!({"type": "postgres", "sslmode": "require"}))
+        .await
+        .unwrap();
     let e = reg
-        .build_value(serde_json::json!({"type": "postgres", "sslmode": "require"}))
+        .build_value(serde_json::json!({
+            "type": "postgres", "sslmode": "verify_full", "sslrootcert": "/nonexistent.pem"
+        }))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{e}");
 }

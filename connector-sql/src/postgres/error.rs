@@ -2,6 +2,8 @@
 
 use connector_core::{Error, ErrorKind, ErrorStatus, Location};
 
+use super::tls::TlsError;
+
 /// The connector name every error carries.
 pub(crate) const CONNECTOR: &str = "postgres";
 
@@ -66,6 +68,13 @@ pub(crate) fn map_pg(
             err = err.with_location(loc);
         }
         err
+    } else if let Some(tls) = find_tls(e) {
+        // Never temporary: retrying a rejected certificate or a broken handshake only hammers.
+        let mut err = Error::new(ErrorKind::Connection, tls.to_string()).permanent();
+        if let Some(t) = table {
+            err = err.with_location(Location::table(t));
+        }
+        err
     } else {
         // Not a server error: the connection failed or broke.
         let io = find_io(e);
@@ -81,6 +90,17 @@ pub(crate) fn map_pg(
         err
     };
     err.with_connector(CONNECTOR).with_operation(operation)
+}
+
+fn find_tls(e: &tokio_postgres::Error) -> Option<&TlsError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = cur {
+        if let Some(t) = s.downcast_ref::<TlsError>() {
+            return Some(t);
+        }
+        cur = s.source();
+    }
+    None
 }
 
 fn find_io(e: &tokio_postgres::Error) -> Option<&std::io::Error> {

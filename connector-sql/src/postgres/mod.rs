@@ -88,9 +88,21 @@
 //! # Connections
 //! A deadpool pool (`pool_size`), `connect_timeout_ms`, and `statement_timeout_ms` (sent as the
 //! `statement_timeout` setting; a statement that runs longer fails with a `Timeout` error).
-//! TLS is not built yet: `sslmode` `disable` and `prefer` connect without TLS (as libpq does when
-//! built without SSL); `require` and `verify_full` are rejected at build time rather than
-//! silently downgraded. There is no fallback for servers that refuse binary `COPY` (Redshift):
+//! TLS is rustls with the `ring` provider, with libpq's `sslmode` meanings:
+//! - `disable` (default): no TLS;
+//! - `prefer`: TLS if the server accepts it, else plain (a server that refuses TLS is not an
+//!   error); the certificate is not verified;
+//! - `require`: TLS or fail; the certificate is **not** verified (the handshake signatures are),
+//!   so it protects against eavesdropping, not against an active man in the middle;
+//! - `verify_full`: TLS; the chain must lead to a certificate of the PEM file `sslrootcert` or,
+//!   without it, to a root of the platform store (`rustls-native-certs`: `SSL_CERT_FILE`,
+//!   `SSL_CERT_DIR`, else `/etc/ssl/certs` on Linux). As with libpq, `sslrootcert` replaces the
+//!   platform store rather than adding to it. The certificate must name `host` (an IP address
+//!   must be in its IP subject alternative names).
+//!
+//! A failed handshake or a rejected certificate is a permanent `Connection` error naming the
+//! `sslmode`, the host and the reason (e.g. `UnknownIssuer`, a name mismatch), so retry layers
+//! do not hammer the server. There is no fallback for servers that refuse binary `COPY` (Redshift):
 //! only vanilla PostgreSQL is verified.
 //!
 //! # Errors
@@ -106,6 +118,7 @@ mod error;
 mod numeric;
 mod read;
 mod sqltext;
+mod tls;
 mod types;
 mod write;
 
@@ -115,12 +128,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use connector_core::registry::{Connector, ConnectorFactory, KindCapabilities, Registry};
 use connector_core::{
-    DatasetInfo, Error, ErrorKind, Partition, ReadRequest, Secret, SendableRecordBatchStream, Sink,
+    DatasetInfo, Error, Partition, ReadRequest, Secret, SendableRecordBatchStream, Sink,
     SinkCapabilities, Source, SourceCapabilities, WriteReport, WriteRequest,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::NoTls;
 
 pub use types::{NumericPolicy, UnknownTypePolicy};
 
@@ -159,12 +171,26 @@ pub enum SslMode {
     /// No TLS.
     #[default]
     Disable,
-    /// TLS if available; this build has no TLS, so it connects without (as libpq without SSL).
+    /// TLS if the server offers it, else plain; the certificate is not verified.
     Prefer,
-    /// TLS required (not supported by this build: rejected at build time).
+    /// TLS or fail; the certificate is not verified (as libpq's `require`).
     Require,
-    /// TLS with certificate and host name verification (not supported by this build).
+    /// TLS; the certificate chain must lead to a root of `sslrootcert` (else of the platform
+    /// store) and the certificate must name the host.
     VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling, as in the configuration (`verify_full`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyFull => "verify_full",
+        }
+    }
 }
 
 fn default_host() -> String {
@@ -211,6 +237,10 @@ pub struct PostgresConfig {
     /// TLS mode.
     #[serde(default)]
     pub sslmode: SslMode,
+    /// PEM file of the CA certificates `sslmode: verify_full` trusts. As libpq's `sslrootcert`,
+    /// it replaces the platform store (which is used when this is absent).
+    #[serde(default)]
+    pub sslrootcert: Option<std::path::PathBuf>,
     /// Maximum pooled connections.
     #[serde(default = "default_pool")]
     pub pool_size: usize,
@@ -249,6 +279,7 @@ impl Default for PostgresConfig {
             password: None,
             dbname: default_db(),
             sslmode: SslMode::default(),
+            sslrootcert: None,
             pool_size: default_pool(),
             connect_timeout_ms: default_connect_timeout(),
             statement_timeout_ms: None,
@@ -290,31 +321,31 @@ impl PostgresConfig {
         Ok(cfg)
     }
 
-    fn pg_config(&self) -> Result<tokio_postgres::Config, Error> {
-        if matches!(self.sslmode, SslMode::Require | SslMode::VerifyFull) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "sslmode require/verify_full: this build has no TLS support; use disable or prefer",
-            ));
-        }
+    fn pg_config(&self) -> tokio_postgres::Config {
+        use tokio_postgres::config::SslMode as PgSsl;
         let mut c = tokio_postgres::Config::new();
-        c.host(&self.host)
-            .port(self.port)
-            .user(&self.user)
-            .dbname(&self.dbname)
-            .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
-            .application_name(
-                self.application_name
-                    .as_deref()
-                    .unwrap_or("arrow-connectors"),
-            );
+        c.ssl_mode(match self.sslmode {
+            SslMode::Disable => PgSsl::Disable,
+            SslMode::Prefer => PgSsl::Prefer,
+            SslMode::Require | SslMode::VerifyFull => PgSsl::Require,
+        })
+        .host(&self.host)
+        .port(self.port)
+        .user(&self.user)
+        .dbname(&self.dbname)
+        .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
+        .application_name(
+            self.application_name
+                .as_deref()
+                .unwrap_or("arrow-connectors"),
+        );
         if let Some(p) = &self.password {
             c.password(p.expose());
         }
         if let Some(t) = self.statement_timeout_ms {
             c.options(format!("-c statement_timeout={t}"));
         }
-        Ok(c)
+        c
     }
 }
 
@@ -339,6 +370,7 @@ impl std::fmt::Debug for PostgresConnector {
             .field("port", &c.port)
             .field("user", &c.user)
             .field("dbname", &c.dbname)
+            .field("sslmode", &c.sslmode)
             .field("snapshots", &self.inner.snapshots)
             .finish_non_exhaustive()
     }
@@ -347,12 +379,12 @@ impl std::fmt::Debug for PostgresConnector {
 impl PostgresConnector {
     /// Build a connector (and its pool) from `config`. Does not contact the server.
     pub fn new(config: PostgresConfig) -> Result<Self, Error> {
-        let pg = config
-            .pg_config()
+        let pg = config.pg_config();
+        let tls = tls::MakeTls::new(config.sslmode, config.sslrootcert.as_deref())
             .map_err(|e| e.with_connector(CONNECTOR).with_operation("build"))?;
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -545,6 +577,7 @@ pub fn register(registry: &mut Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connector_core::ErrorKind;
 
     #[test]
     fn config_never_prints_the_password() {
@@ -567,14 +600,25 @@ mod tests {
     }
 
     #[test]
-    fn tls_modes_without_tls_are_rejected() {
-        let c = PostgresConfig {
-            sslmode: SslMode::Require,
-            ..PostgresConfig::default()
-        };
-        assert_eq!(
-            PostgresConnector::new(c).unwrap_err().kind(),
-            ErrorKind::Unsupported
-        );
+    fn tls_modes_build_and_a_bad_rootcert_is_a_config_error() {
+        for mode in [
+            SslMode::Disable,
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyFull,
+        ] {
+            let c = PostgresConfig {
+                sslmode: mode,
+                ..PostgresConfig::default()
+            };
+            PostgresConnector::new(c).unwrap();
+        }
+        let c: PostgresConfig = serde_json::from_value(serde_json::json!({
+            "sslmode": "verify_full", "sslrootcert": "/nonexistent/root.pem"
+        }))
+        .unwrap();
+        let e = PostgresConnector::new(c).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        assert!(e.to_string().contains("/nonexistent/root.pem"), "{e}");
     }
 }
