@@ -26,7 +26,7 @@ use connector_core::{
     SinkExt, Source, SourceExt, WriteRequest,
 };
 use connector_sql::postgres::{
-    NumericPolicy, PartitionStrategy, PostgresConfig, PostgresConnector, UnknownTypePolicy,
+    NumericPolicy, PartitionStrategy, PostgresConfig, PostgresConnector, SslMode, UnknownTypePolicy,
 };
 use futures::StreamExt;
 
@@ -724,9 +724,18 @@ async fn active(db: &Db, app: String) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_stream_cancels_the_query_and_keeps_the_pool() {
     let db = Db::new("cancel").await;
+    // the cancel request opens its own connection, with the pool's TLS settings
+    for mode in [SslMode::Disable, SslMode::Require] {
+        cancel_and_reuse(&db, mode).await;
+    }
+}
+
+async fn cancel_and_reuse(db: &Db, mode: SslMode) {
     let mut cfg = db.config();
     cfg.pool_size = 1;
-    cfg.application_name = Some(format!("cancel_{}", db.schema));
+    cfg.sslmode = mode;
+    let app = format!("cancel_{}_{}", mode.as_str(), db.schema);
+    cfg.application_name = Some(app.clone());
     let c = PostgresConnector::new(cfg).unwrap();
     // an endless generator: only a cancel stops it
     let mut s = c
@@ -738,18 +747,20 @@ async fn dropping_a_stream_cancels_the_query_and_keeps_the_pool() {
         .unwrap();
     let first = s.next().await.unwrap().unwrap();
     assert_eq!(first.num_rows(), 1000);
-    let app = format!("cancel_{}", db.schema);
-    assert_eq!(active(&db, app.clone()).await, 1);
+    assert_eq!(active(db, app.clone()).await, 1);
     drop(s);
     let mut gone = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if active(&db, app.clone()).await == 0 {
+        if active(db, app.clone()).await == 0 {
             gone = true;
             break;
         }
     }
-    assert!(gone, "the query still runs after the stream was dropped");
+    assert!(
+        gone,
+        "{mode:?}: the query still runs after the stream was dropped"
+    );
     // the single pooled connection is usable again
     let b = read_all(&c, ReadRequest::query("SELECT 42::int4 AS x")).await;
     assert_eq!(b.column(0).as_primitive::<Int32Type>().value(0), 42);

@@ -384,7 +384,7 @@ impl PostgresConnector {
             .map_err(|e| e.with_connector(CONNECTOR).with_operation("build"))?;
         let manager = Manager::from_config(
             pg,
-            tls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -406,6 +406,7 @@ impl PostgresConnector {
             unknown: config.unknown_types,
             schemas: config.schemas.clone(),
             snapshot_ttl: Duration::from_secs(config.snapshot_ttl_secs),
+            tls,
         };
         Ok(Self {
             inner: Arc::new(Inner {

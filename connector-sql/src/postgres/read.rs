@@ -18,12 +18,13 @@ use deadpool_postgres::{Object, Pool};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
-use tokio_postgres::{CancelToken, CopyOutStream, NoTls};
+use tokio_postgres::{CancelToken, CopyOutStream};
 
 use super::PartitionStrategy;
 use super::decode::CopyDecoder;
 use super::error::{map_pg, map_pool, ours};
 use super::sqltext::{date_literal, ident, render_filter, timestamp_literal};
+use super::tls::MakeTls;
 use super::types::{self, NumericPolicy, Resolved, UnknownTypePolicy};
 use crate::sql::split_qualified;
 
@@ -37,6 +38,8 @@ pub(crate) struct ReadOptions {
     pub unknown: UnknownTypePolicy,
     pub schemas: Option<Vec<String>>,
     pub snapshot_ttl: Duration,
+    /// The pool's TLS connector, for cancel requests (which open their own connection).
+    pub tls: MakeTls,
 }
 
 /// A coordinating transaction that exported a snapshot, kept open while partitions read it.
@@ -477,7 +480,7 @@ pub(crate) async fn read(
     };
     let (base, table) = base_of(&request).map_err(|e| ours(e, OP))?;
     let client = pool.get().await.map_err(|e| map_pool(e, OP))?;
-    let mut guard = ReadState::new(client, table.clone());
+    let mut guard = ReadState::new(client, table.clone(), opts.tls.clone());
     if let Some(id) = &spec.snapshot {
         if !valid_snapshot_id(id) {
             return Err(ours(
@@ -567,10 +570,11 @@ struct ReadState {
     ended: bool,
     lease: Option<Lease>,
     table: String,
+    tls: MakeTls,
 }
 
 impl ReadState {
-    fn new(client: Object, table: String) -> Self {
+    fn new(client: Object, table: String, tls: MakeTls) -> Self {
         Self {
             cancel: client.cancel_token(),
             client: Some(client),
@@ -583,6 +587,7 @@ impl ReadState {
             ended: false,
             lease: None,
             table,
+            tls,
         }
     }
 
@@ -671,6 +676,7 @@ impl Drop for ReadState {
         let copy = self.copy.take();
         let cancel = self.cancel.clone();
         let lease = self.lease.take();
+        let tls = self.tls.clone();
         let started = copy.is_some();
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
@@ -678,7 +684,7 @@ impl Drop for ReadState {
                     drop(copy);
                     if started {
                         // Stop the server from producing the rest of the result.
-                        let _ = cancel.cancel_query(NoTls).await;
+                        let _ = cancel.cancel_query(tls).await;
                     }
                     // Waits for the cancelled statement to end; a cancel that arrived late
                     // fails this instead, and the connection is discarded.

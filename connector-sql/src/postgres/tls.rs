@@ -52,6 +52,14 @@ impl MakeTls {
     }
 }
 
+impl std::fmt::Debug for MakeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MakeTls")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The trust anchors of `verify_full`: the certificates of `rootcert` when given (as libpq's
 /// `sslrootcert`: they replace the platform store), else the platform store.
 fn roots(rootcert: Option<&Path>) -> Result<RootCertStore, Error> {
