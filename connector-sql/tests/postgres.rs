@@ -26,7 +26,8 @@ use connector_core::{
     SinkExt, Source, SourceExt, WriteRequest,
 };
 use connector_sql::postgres::{
-    NumericPolicy, PartitionStrategy, PostgresConfig, PostgresConnector, SslMode, UnknownTypePolicy,
+    CopyMode, NumericPolicy, PartitionStrategy, PostgresConfig, PostgresConnector, SslMode,
+    UnknownTypePolicy,
 };
 use futures::StreamExt;
 
@@ -201,6 +202,36 @@ async fn type_matrix_written_with_sql_reads_back_exactly() {
     let c = db.connector();
     let b = read_all(&c, ReadRequest::dataset(db.t("m"))).await;
     assert_eq!(b.num_rows(), 3);
+    // The cursor path (Redshift's fallback) gives the same Arrow output, in one batch or in
+    // several FETCHes.
+    let mut cfg = db.config();
+    cfg.copy_mode = CopyMode::Cursor;
+    let cur = PostgresConnector::new(cfg).unwrap();
+    assert_eq!(read_all(&cur, ReadRequest::dataset(db.t("m"))).await, b);
+    let batches: Vec<RecordBatch> = cur
+        .read_stream(ReadRequest::dataset(db.t("m")).with_batch_rows(2))
+        .await
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(
+        batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    assert_eq!(
+        arrow::compute::concat_batches(&b.schema(), &batches).unwrap(),
+        b
+    );
+    // projection, filter and limit go into the cursor's SELECT as into the COPY's
+    let req = ReadRequest::dataset(db.t("m"))
+        .with_projection(["t", "id", "ai"])
+        .with_filter(Expr::cmp("id", CmpOp::Gt, 1))
+        .with_limit(1);
+    assert_eq!(read_all(&cur, req.clone()).await, read_all(&c, req).await);
     let s = b.schema();
     let col = |n: &str| b.column(s.index_of(n).expect(n)).clone();
     let ty = |n: &str| s.field(s.index_of(n).expect(n)).data_type().clone();
@@ -694,6 +725,23 @@ async fn partitioned_read_by_timestamp_range_and_auto() {
         let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
         assert_eq!(total, 5000, "{strategy:?}");
     }
+    // the cursor path inside each partition's snapshot transaction
+    let mut cfg = db.config();
+    cfg.copy_mode = CopyMode::Cursor;
+    let cur = PostgresConnector::new(cfg).unwrap();
+    let mut total = 0;
+    for p in cur
+        .plan(&req.clone().with_batch_rows(700), 3)
+        .await
+        .unwrap()
+    {
+        total += connector_core::collect(cur.read(p).await.unwrap())
+            .await
+            .unwrap()
+            .num_rows();
+    }
+    assert_eq!(total, 5000);
+    assert_eq!(cur.open_snapshots(), 0);
     // a view has no ctid: auto reads it as one partition
     db.sql("CREATE VIEW ev AS SELECT * FROM e").await;
     let parts = c.plan(&ReadRequest::dataset(db.t("ev")), 4).await.unwrap();

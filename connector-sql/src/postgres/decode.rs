@@ -30,7 +30,7 @@ use connector_core::{Error, ErrorKind, Location};
 use super::numeric;
 use super::types::{Decode, NumTarget};
 
-const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+pub(crate) const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
 pub(crate) const PG_EPOCH_DAYS: i32 = 10_957;
 /// Microseconds from 1970-01-01 to 2000-01-01.

@@ -7,7 +7,19 @@
 //! values are rendered as typed SQL literals by one small, tested renderer (see
 //! `sqltext.rs`): strings are `'…'` with quotes doubled, or dollar-quoted when they contain a
 //! backslash, so their meaning does not depend on `standard_conforming_strings`; `E'…'` is never
-//! produced. A server-side cursor would allow parameters but gives up the binary COPY speed.
+//! produced.
+//!
+//! Servers that speak the protocol but refuse binary `COPY … TO STDOUT` (Redshift) are read
+//! through a cursor instead: `BEGIN`, `DECLARE … NO SCROLL CURSOR FOR <the same SELECT>`, then
+//! `FETCH <batch_rows>` until a short batch, then `COMMIT`. The rows come in the binary result
+//! format, which is each type's binary COPY format, so they go through the same decoder and give
+//! the same Arrow output (types without a binary mapping are cast to text in the `SELECT` as for
+//! COPY). [`CopyMode`] (`copy_mode`) chooses: `auto` (default) tries COPY and, when the server
+//! refuses it (SQLSTATE `0A000`, or `42601` on the COPY of a SELECT that was already prepared),
+//! falls back and keeps using the cursor for the connector's lifetime (not inside a partition's
+//! snapshot transaction, which the failed COPY aborted: that read fails); `binary_copy` never
+//! falls back; `cursor` never tries COPY. Only the forced cursor path is verified here (against
+//! PostgreSQL 15); there is no Redshift server to test the refusal and the fallback against.
 //!
 //! Batches hold at most `batch_rows` rows (default 8192) and roughly `batch_bytes` bytes (wire
 //! bytes, default 64 MiB). Dropping a stream cancels the query on the server
@@ -102,8 +114,8 @@
 //!
 //! A failed handshake or a rejected certificate is a permanent `Connection` error naming the
 //! `sslmode`, the host and the reason (e.g. `UnknownIssuer`, a name mismatch), so retry layers
-//! do not hammer the server. There is no fallback for servers that refuse binary `COPY` (Redshift):
-//! only vanilla PostgreSQL is verified.
+//! do not hammer the server. Writes always use binary `COPY … FROM STDIN`: servers that refuse it (Redshift)
+//! cannot be written to.
 //!
 //! # Errors
 //! SQLSTATE is kept ([`Error::sqlstate`]); `28P01`/`28000` → `Authentication`, `42501` →
@@ -160,6 +172,22 @@ pub enum PartitionStrategy {
         /// The key column.
         column: String,
     },
+}
+
+/// How reads get their rows. See the [module docs](self#reading).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyMode {
+    /// Binary COPY; when the server refuses it (Redshift), a cursor, for this and every later
+    /// read of the connector.
+    #[default]
+    Auto,
+    /// Binary COPY only.
+    BinaryCopy,
+    /// `DECLARE … CURSOR` and `FETCH` in a transaction.
+    Cursor,
 }
 
 /// `sslmode`, as in libpq.
@@ -241,6 +269,9 @@ pub struct PostgresConfig {
     /// it replaces the platform store (which is used when this is absent).
     #[serde(default)]
     pub sslrootcert: Option<std::path::PathBuf>,
+    /// Binary COPY, cursor, or COPY with a cursor fallback (default).
+    #[serde(default)]
+    pub copy_mode: CopyMode,
     /// Maximum pooled connections.
     #[serde(default = "default_pool")]
     pub pool_size: usize,
@@ -280,6 +311,7 @@ impl Default for PostgresConfig {
             dbname: default_db(),
             sslmode: SslMode::default(),
             sslrootcert: None,
+            copy_mode: CopyMode::default(),
             pool_size: default_pool(),
             connect_timeout_ms: default_connect_timeout(),
             statement_timeout_ms: None,
@@ -407,6 +439,8 @@ impl PostgresConnector {
             schemas: config.schemas.clone(),
             snapshot_ttl: Duration::from_secs(config.snapshot_ttl_secs),
             tls,
+            copy_mode: config.copy_mode,
+            copy_refused: Arc::default(),
         };
         Ok(Self {
             inner: Arc::new(Inner {

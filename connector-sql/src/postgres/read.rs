@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use connector_core::{
     DatasetInfo, Error, ErrorKind, Location, Partition, ReadRequest, ReadTarget,
     RecordBatchStreamAdapter, SendableRecordBatchStream,
@@ -17,15 +18,15 @@ use connector_core::{
 use deadpool_postgres::{Object, Pool};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{CancelToken, CopyOutStream};
 
-use super::PartitionStrategy;
-use super::decode::CopyDecoder;
+use super::decode::{CopyDecoder, SIGNATURE};
 use super::error::{map_pg, map_pool, ours};
 use super::sqltext::{date_literal, ident, render_filter, timestamp_literal};
 use super::tls::MakeTls;
 use super::types::{self, NumericPolicy, Resolved, UnknownTypePolicy};
+use super::{CopyMode, PartitionStrategy};
 use crate::sql::split_qualified;
 
 /// Default Arrow-bytes budget of one batch when the request gives none.
@@ -40,6 +41,21 @@ pub(crate) struct ReadOptions {
     pub snapshot_ttl: Duration,
     /// The pool's TLS connector, for cancel requests (which open their own connection).
     pub tls: MakeTls,
+    /// Binary COPY, cursor, or COPY with a fallback.
+    pub copy_mode: CopyMode,
+    /// Set once the server refused binary COPY under [`CopyMode::Auto`]: later reads use the cursor.
+    pub copy_refused: Arc<AtomicBool>,
+}
+
+/// The cursor of the cursor read path.
+const CURSOR: &str = "arrow_connectors_read";
+
+/// Whether a failed `COPY (…) TO STDOUT (FORMAT binary)` means the server does not do binary
+/// COPY (Redshift: `0A000` `feature_not_supported`, or `42601` syntax error on the COPY itself)
+/// rather than a problem of the query. The SELECT was already prepared by `describe`, so a
+/// syntax error at this point is the COPY's.
+pub(crate) fn refuses_copy(sqlstate: Option<&str>) -> bool {
+    matches!(sqlstate, Some("0A000" | "42601"))
 }
 
 /// A coordinating transaction that exported a snapshot, kept open while partitions read it.
@@ -526,17 +542,61 @@ pub(crate) async fn read(
         .map(|&i| described[i].resolved.decode.clone())
         .collect();
     let schema: SchemaRef = Arc::new(Schema::new(fields));
-    let copy_sql = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
-    tracing::debug!(target: "connector_sql::postgres", sql = %copy_sql, "copy out");
-    let copy = c
-        .copy_out(copy_sql.as_str())
-        .await
-        .map_err(|e| map_pg(&e, OP, Some(&table)))?;
-    guard.copy = Some(Box::pin(copy));
+    let batch_rows = request.batch_rows_or_default().max(1);
+    let mut fallback = false;
+    let use_cursor = match opts.copy_mode {
+        CopyMode::Cursor => true,
+        CopyMode::BinaryCopy => false,
+        CopyMode::Auto => opts.copy_refused.load(Ordering::Relaxed),
+    };
+    if !use_cursor {
+        let copy_sql = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
+        tracing::debug!(target: "connector_sql::postgres", sql = %copy_sql, "copy out");
+        match c.copy_out(copy_sql.as_str()).await {
+            Ok(copy) => guard.feed = Some(Feed::Copy(Box::pin(copy))),
+            // In a snapshot's transaction the failed COPY aborted it: no fallback there.
+            Err(e)
+                if opts.copy_mode == CopyMode::Auto
+                    && !guard.in_tx
+                    && refuses_copy(e.code().map(tokio_postgres::error::SqlState::code)) =>
+            {
+                tracing::info!(
+                    target: "connector_sql::postgres", error = %e,
+                    "the server refuses binary COPY; reading through a cursor"
+                );
+                fallback = true;
+            }
+            Err(e) => return Err(map_pg(&e, OP, Some(&table))),
+        }
+    }
+    if guard.feed.is_none() {
+        let begin = !guard.in_tx;
+        guard.in_tx = true;
+        let c = guard.client()?;
+        if begin {
+            c.batch_execute("BEGIN")
+                .await
+                .map_err(|e| map_pg(&e, OP, Some(&table)))?;
+        }
+        let declare = format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {select}");
+        tracing::debug!(target: "connector_sql::postgres", sql = %declare, "cursor");
+        c.batch_execute(&declare)
+            .await
+            .map_err(|e| map_pg(&e, OP, Some(&table)))?;
+        if fallback {
+            opts.copy_refused.store(true, Ordering::Relaxed);
+        }
+        guard.feed = Some(Feed::Cursor {
+            fetch: format!("FETCH {batch_rows} FROM {CURSOR}"),
+            rows: batch_rows,
+            started: false,
+            finished: false,
+        });
+    }
     guard.decoder = Some(CopyDecoder::new(
         schema.clone(),
         &decodes,
-        request.batch_rows_or_default(),
+        batch_rows,
         request.batch_bytes.unwrap_or(DEFAULT_BATCH_BYTES),
         table,
     ));
@@ -556,12 +616,101 @@ pub(crate) async fn read(
     Ok(RecordBatchStreamAdapter::boxed(schema, stream))
 }
 
+/// Where the decoder's bytes come from.
+enum Feed {
+    /// `COPY (…) TO STDOUT (FORMAT binary)`.
+    Copy(Pin<Box<CopyOutStream>>),
+    /// `FETCH n FROM` the cursor, binary results re-framed as binary COPY tuples: the same
+    /// decoder, so the same Arrow output (a value's binary result format is its COPY format).
+    Cursor {
+        fetch: String,
+        rows: usize,
+        started: bool,
+        finished: bool,
+    },
+}
+
+impl Feed {
+    async fn next(
+        &mut self,
+        client: Option<&Object>,
+    ) -> Option<Result<Bytes, tokio_postgres::Error>> {
+        match self {
+            Self::Copy(s) => s.next().await,
+            Self::Cursor {
+                fetch,
+                rows,
+                started,
+                finished,
+            } => {
+                if *finished {
+                    return None;
+                }
+                let got = match client?.query(fetch.as_str(), &[]).await {
+                    Ok(r) => r,
+                    Err(e) => return Some(Err(e)),
+                };
+                let mut buf = BytesMut::new();
+                if !*started {
+                    *started = true;
+                    buf.put_slice(SIGNATURE);
+                    buf.put_i32(0); // flags
+                    buf.put_i32(0); // header extension length
+                }
+                for row in &got {
+                    if let Err(e) = put_tuple(row, &mut buf) {
+                        return Some(Err(e));
+                    }
+                }
+                if got.len() < *rows {
+                    buf.put_i16(-1);
+                    *finished = true;
+                }
+                Some(Ok(buf.freeze()))
+            }
+        }
+    }
+}
+
+/// A value's bytes in the binary result format, whatever its type.
+struct Raw<'a>(Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(Some(raw)))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(None))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// One row as a binary COPY tuple: field count, then per field its length (-1 for NULL) and bytes.
+fn put_tuple(row: &tokio_postgres::Row, buf: &mut BytesMut) -> Result<(), tokio_postgres::Error> {
+    // PostgreSQL limits a row to 1664 columns and a value to 1 GiB: both always fit.
+    buf.put_i16(i16::try_from(row.len()).unwrap_or(i16::MAX));
+    for i in 0..row.len() {
+        match row.try_get::<_, Raw<'_>>(i)?.0 {
+            Some(v) => {
+                buf.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                buf.put_slice(v);
+            }
+            None => buf.put_i32(-1),
+        }
+    }
+    Ok(())
+}
+
 /// The state of one streaming read. Dropping it before the end cancels the server-side query
 /// and returns the connection to the pool after a ROLLBACK (or discards it).
 struct ReadState {
     client: Option<Object>,
     cancel: CancelToken,
-    copy: Option<Pin<Box<CopyOutStream>>>,
+    feed: Option<Feed>,
     decoder: Option<CopyDecoder>,
     chunk: Bytes,
     pending: BytesMut,
@@ -578,7 +727,7 @@ impl ReadState {
         Self {
             cancel: client.cancel_token(),
             client: Some(client),
-            copy: None,
+            feed: None,
             decoder: None,
             chunk: Bytes::new(),
             pending: BytesMut::new(),
@@ -598,7 +747,7 @@ impl ReadState {
     }
 
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>, Error> {
-        let (Some(dec), Some(copy)) = (self.decoder.as_mut(), self.copy.as_mut()) else {
+        let (Some(dec), Some(feed)) = (self.decoder.as_mut(), self.feed.as_mut()) else {
             return Ok(None);
         };
         loop {
@@ -623,7 +772,7 @@ impl ReadState {
             }
             if dec.finished() {
                 // drain the end of the COPY (CommandComplete), then commit
-                while let Some(m) = copy.next().await {
+                while let Some(m) = feed.next(self.client.as_ref()).await {
                     m.map_err(|e| map_pg(&e, "read", Some(&self.table)))?;
                 }
                 if self.in_tx
@@ -636,13 +785,13 @@ impl ReadState {
                 self.done = true;
                 self.lease = None;
                 self.client = None;
-                self.copy = None;
+                self.feed = None;
                 let rows = dec.buffered_rows();
                 let last = if rows > 0 { Some(dec.flush()?) } else { None };
                 self.decoder = None;
                 return Ok(last);
             }
-            match copy.next().await {
+            match feed.next(self.client.as_ref()).await {
                 Some(Ok(bytes)) => {
                     if self.pending.is_empty() && self.chunk.is_empty() {
                         self.chunk = bytes;
@@ -673,7 +822,7 @@ impl Drop for ReadState {
         let Some(client) = self.client.take() else {
             return;
         };
-        let copy = self.copy.take();
+        let copy = self.feed.take();
         let cancel = self.cancel.clone();
         let lease = self.lease.take();
         let tls = self.tls.clone();
@@ -1006,6 +1155,16 @@ pub(crate) async fn discover(pool: &Pool, opts: &ReadOptions) -> Result<Vec<Data
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_refusals() {
+        assert!(refuses_copy(Some("0A000")));
+        assert!(refuses_copy(Some("42601")));
+        for other in ["42P01", "42501", "57014", "08006", "22P02"] {
+            assert!(!refuses_copy(Some(other)), "{other}");
+        }
+        assert!(!refuses_copy(None));
+    }
 
     #[test]
     fn slices_render_predicates() {
