@@ -186,11 +186,6 @@ impl Splitter {
         }
     }
 
-    /// A splitter without buffers, to stand in while the real one is borrowed.
-    fn placeholder() -> Self {
-        Self::with_buffers(csv_core::Reader::new(), Vec::new(), Vec::new())
-    }
-
     /// Feed bytes; `on_record` is called for each record completed.
     fn push(
         &mut self,
@@ -316,7 +311,9 @@ struct Pos {
 struct CsvRead {
     location: String,
     input: BoxStream<'static, Result<Bytes>>,
-    splitter: Splitter,
+    /// Taken out while a chunk is split (the callback borrows the reader mutably); building a
+    /// stand-in would construct a csv-core DFA per chunk, which dominated the read profile.
+    splitter: Option<Splitter>,
     schema: SchemaRef,
     projection: Option<Vec<usize>>,
     out_schema: SchemaRef,
@@ -483,16 +480,20 @@ impl CsvRead {
     }
 
     fn push_chunk(&mut self, chunk: &[u8]) -> Result<()> {
-        let mut splitter = std::mem::replace(&mut self.splitter, Splitter::placeholder());
+        let Some(mut splitter) = self.splitter.take() else {
+            return Err(Error::internal("the CSV splitter is in use"));
+        };
         let r = splitter.push(chunk, &mut |rec| self.accept(&rec));
-        self.splitter = splitter;
+        self.splitter = Some(splitter);
         r
     }
 
     fn finish_input(&mut self) -> Result<()> {
-        let mut splitter = std::mem::replace(&mut self.splitter, Splitter::placeholder());
+        let Some(mut splitter) = self.splitter.take() else {
+            return Err(Error::internal("the CSV splitter is in use"));
+        };
         let r = splitter.finish(&mut |rec| self.accept(&rec));
-        self.splitter = splitter;
+        self.splitter = Some(splitter);
         r?;
         self.decode_pending()
     }
@@ -656,7 +657,7 @@ impl FileFormat for CsvFormat {
         let state = CsvRead {
             location,
             input: stream,
-            splitter: self.splitter(),
+            splitter: Some(self.splitter()),
             schema,
             projection,
             out_schema: out_schema.clone(),

@@ -244,9 +244,51 @@ impl ByteSource for ObjectStoreBytes {
             .await
             .map_err(|e| store_error(e, &self.display))?;
         let display = self.display.clone();
+        if let object_store::GetResultPayload::File(file, _) = got.payload {
+            return Ok(local_file_stream(file, got.range, display));
+        }
         Ok(got
             .into_stream()
             .map_err(move |e| store_error(e, &display))
             .boxed())
     }
+}
+
+/// Bytes per blocking read of a local file.
+const LOCAL_CHUNK: u64 = 1 << 20;
+
+/// Read `range` of a local file in 1 MiB blocks on the blocking pool.
+///
+/// object_store streams a local file 8 KiB per blocking task; at that size the hand-offs between
+/// threads, not the reads, dominated a CSV read's profile (about 30 % in the scheduler).
+fn local_file_stream(
+    file: std::fs::File,
+    range: Range<u64>,
+    display: String,
+) -> BoxStream<'static, Result<Bytes>> {
+    futures::stream::try_unfold((Some(file), range.start), move |(file, pos)| {
+        let display = display.clone();
+        let end = range.end;
+        async move {
+            let Some(mut file) = file else {
+                return Ok(None);
+            };
+            if pos >= end {
+                return Ok(None);
+            }
+            let len = (end - pos).min(LOCAL_CHUNK);
+            let (file, buf) = tokio::task::spawn_blocking(move || {
+                use std::io::{Read, Seek, SeekFrom};
+                file.seek(SeekFrom::Start(pos))?;
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact(&mut buf)?;
+                Ok::<_, std::io::Error>((file, buf))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("local read task failed: {e}")))?
+            .map_err(|e| Error::from(e).with_location(Location::file(display.clone())))?;
+            Ok(Some((Bytes::from(buf), (Some(file), pos + len))))
+        }
+    })
+    .boxed()
 }
