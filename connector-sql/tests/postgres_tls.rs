@@ -55,10 +55,11 @@ async fn verify_full_with_platform_roots_fails_permanently() {
 
 #[tokio::test]
 async fn verify_full_with_rootcert() {
-    if !std::path::Path::new(SNAKEOIL).exists() || !std::path::Path::new(MOZILLA).exists() {
-        eprintln!("skipped: no {SNAKEOIL} or {MOZILLA}");
-        return;
-    }
+    assert!(
+        std::path::Path::new(SNAKEOIL).exists() && std::path::Path::new(MOZILLA).exists(),
+        "this test needs PostgreSQL's self-signed certificate {SNAKEOIL} and the CA bundle {MOZILLA}: \
+         `apt-get install ssl-cert ca-certificates postgresql` (Debian's PostgreSQL serves that certificate)"
+    );
     let mut c = config(SslMode::VerifyFull);
     // Public CAs only: the self-signed certificate has an unknown issuer.
     c.host = "localhost".into();
