@@ -266,13 +266,10 @@ fn local_file_stream(
     range: Range<u64>,
     display: String,
 ) -> BoxStream<'static, Result<Bytes>> {
-    futures::stream::try_unfold((Some(file), range.start), move |(file, pos)| {
+    futures::stream::try_unfold((file, range.start), move |(mut file, pos)| {
         let display = display.clone();
         let end = range.end;
         async move {
-            let Some(mut file) = file else {
-                return Ok(None);
-            };
             if pos >= end {
                 return Ok(None);
             }
@@ -287,7 +284,7 @@ fn local_file_stream(
             .await
             .map_err(|e| Error::internal(format!("local read task failed: {e}")))?
             .map_err(|e| Error::from(e).with_location(Location::file(display.clone())))?;
-            Ok(Some((Bytes::from(buf), (Some(file), pos + len))))
+            Ok(Some((Bytes::from(buf), (file, pos + len))))
         }
     })
     .boxed()
