@@ -9,6 +9,7 @@ pub mod excel;
 pub mod factory;
 pub mod format;
 pub mod formats;
+pub mod hive;
 #[cfg(feature = "json")]
 pub mod json;
 #[cfg(feature = "parquet")]
@@ -17,6 +18,7 @@ pub mod sink;
 pub mod source;
 pub mod sql_insert;
 pub mod store;
+pub mod store_error;
 mod util;
 pub mod xml;
 

@@ -7,7 +7,11 @@
 //! - a glob (`data/*.csv`, `**/*.parquet`): `*` stays within one path segment, `**` crosses them;
 //! - `""`: every data file under the root.
 //!
-//! Segments starting with `.` or `_` are hidden (temporary files, `_SUCCESS` markers). The format
+//! A dataset name may also be a full URL or path under the root, starting with the root's
+//! display form (`s3://bucket/prefix/sales` for a root shown as `s3://bucket/prefix`).
+//!
+//! Segments starting with `.` or `_` are hidden (temporary files, `_SUCCESS` markers, a sink's
+//! `_temporary/` staging area). The format
 //! of each file is the configured one or, without one, the [`FormatRegistry`]'s choice by
 //! extension (after a `.gz`/`.zst` compression extension, which selects decompression unless a
 //! compression is configured).
@@ -20,6 +24,12 @@
 //! types, or lack a column the read needs, fails the read with [`ErrorKind::SchemaMismatch`]
 //! naming the file.
 //!
+//! # Hive partitions
+//! With [`FileOptions::hive_partitioning`], `key=value` directory segments below the dataset
+//! (`sales/year=2024/month=01/part-0.parquet`) become columns appended to the files' columns
+//! (typed as [`crate::hive`] describes). A filter on them prunes files when the plan is made,
+//! before any byte of them is read: the schema comes from the first file the read keeps.
+//!
 //! # Pushdown
 //! Projection reaches the format (Parquet reads only those column chunks; CSV and JSON skip
 //! building the other columns). A filter reaches the format as a hint (Parquet skips row groups
@@ -28,7 +38,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use connector_core::residual::{Pushed, apply, project_schema};
@@ -43,6 +53,7 @@ use serde::{Deserialize, Serialize};
 use crate::compression::{Compression, DecompressedSource};
 use crate::format::{BadRowLog, BadRows, ByteSource, FileFormat, FormatReadOptions};
 use crate::formats::{FormatRegistry, claims};
+use crate::hive::HiveColumns;
 use crate::store::StoreRoot;
 
 /// Options shared by [`FileSource`] and [`crate::FileSink`].
@@ -71,6 +82,26 @@ pub struct FileOptions {
     pub max_rows_per_file: Option<usize>,
     /// Sink: start a new file after about this many bytes (directory targets only).
     pub max_bytes_per_file: Option<usize>,
+    /// The connector name in errors and in `name()` (`"s3"`, `"azure"`, …). `None`: the
+    /// format's name, or `"file"`.
+    pub connector: Option<&'static str>,
+    /// Source: turn `key=value` directory segments below a dataset into columns, and prune files
+    /// by filters on them before reading (see the [module docs](self)). Default false.
+    pub hive_partitioning: bool,
+    /// Sink: write rows into hive partition directories by these columns
+    /// (`<target>/year=2024/month=1/part-….parquet`); the files do not store them. Directory
+    /// targets only.
+    pub partition_by: Vec<String>,
+    /// Sink: write every file under `<target>/_temporary/<write id>/` first (hidden from readers)
+    /// and move the files into place only once the whole stream is written; see
+    /// [`crate::sink`]. Default false: each file is written at its final name, which every store
+    /// makes visible only once complete.
+    pub staged_publish: bool,
+    /// Sink: bytes buffered before a file switches from one PUT to a multipart upload, and the
+    /// size of each part (default 8 MiB; at least 5 MiB, S3's smallest part).
+    pub upload_part_size: Option<usize>,
+    /// Sink: parts of one file uploaded at once (default 4).
+    pub upload_concurrency: Option<usize>,
 }
 
 impl Default for FileOptions {
@@ -86,6 +117,12 @@ impl Default for FileOptions {
             infer_files: 1,
             max_rows_per_file: None,
             max_bytes_per_file: None,
+            connector: None,
+            hive_partitioning: false,
+            partition_by: Vec::new(),
+            staged_publish: false,
+            upload_part_size: None,
+            upload_concurrency: None,
         }
     }
 }
@@ -161,9 +198,56 @@ impl FileOptions {
         self
     }
 
-    /// The connector name for errors: the format's name, or `"file"`.
-    pub(crate) fn connector_name(&self) -> &'static str {
-        self.format.as_ref().map_or("file", |f| f.name())
+    /// Name the connector `name` in errors and `name()` (instead of the format).
+    #[must_use]
+    pub fn with_connector_name(mut self, name: &'static str) -> Self {
+        self.connector = Some(name);
+        self
+    }
+
+    /// Read `key=value` directory segments as columns and prune by them.
+    #[must_use]
+    pub fn with_hive_partitioning(mut self, enabled: bool) -> Self {
+        self.hive_partitioning = enabled;
+        self
+    }
+
+    /// Write hive partition directories by `columns`.
+    #[must_use]
+    pub fn with_partition_by<S: Into<String>>(
+        mut self,
+        columns: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.partition_by = columns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Stage written files under `_temporary/` and publish them when the write is complete.
+    #[must_use]
+    pub fn with_staged_publish(mut self, enabled: bool) -> Self {
+        self.staged_publish = enabled;
+        self
+    }
+
+    /// Multipart upload part size in bytes (at least 5 MiB).
+    #[must_use]
+    pub fn with_upload_part_size(mut self, bytes: usize) -> Self {
+        self.upload_part_size = Some(bytes);
+        self
+    }
+
+    /// Parts of one file uploaded at once (at least 1).
+    #[must_use]
+    pub fn with_upload_concurrency(mut self, parts: usize) -> Self {
+        self.upload_concurrency = Some(parts.max(1));
+        self
+    }
+
+    /// The connector name for errors: the configured one, else the format's name, else `"file"`.
+    #[must_use]
+    pub fn connector_name(&self) -> &'static str {
+        self.connector
+            .unwrap_or_else(|| self.format.as_ref().map_or("file", |f| f.name()))
     }
 
     /// The format and compression of a file, or `None` if no format claims it.
@@ -218,7 +302,14 @@ pub(crate) struct FileRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PartitionSpec {
     files: Vec<FileRef>,
+    /// The files' schema (without hive columns).
     schema: Schema,
+    /// Hive partition columns, appended to the files' columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hive: Vec<Field>,
+    /// Where the hive segments of the files' paths start.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    base: String,
 }
 
 /// Reads datasets of files. See the [module docs](self).
@@ -267,6 +358,33 @@ impl FileSource {
             .with_operation(op)
     }
 
+    /// A dataset name relative to the root: a full URL or path must be under the root's display
+    /// form (`s3://bucket/prefix/…`); any other name is relative already.
+    pub(crate) fn relative_name(&self, name: &str) -> Result<String> {
+        let root = self.root.display("");
+        if name.contains("://") || (!root.is_empty() && name.starts_with(&root)) {
+            let rest = name
+                .strip_prefix(&root)
+                .filter(|r| !root.is_empty() && (r.is_empty() || r.starts_with('/')));
+            return rest.map(|r| r.trim_matches('/').to_owned()).ok_or_else(|| {
+                Error::invalid_input(
+                    format!("{name} is not under this connector's location {root}"),
+                    crate::store_error::location_of(name),
+                )
+            });
+        }
+        Ok(name.trim_matches('/').to_owned())
+    }
+
+    /// The hive columns of the `files` of `dataset` (none without hive partitioning).
+    fn hive_columns(&self, dataset: &str, files: &[FileRef]) -> Result<HiveColumns> {
+        if !self.options.hive_partitioning {
+            return Ok(HiveColumns::default());
+        }
+        let base = hive_base(dataset);
+        HiveColumns::infer(files.iter().map(|f| below(&base, &f.path)))
+    }
+
     /// The files of a dataset, sorted by path.
     pub(crate) async fn files(&self, dataset: &str) -> Result<Vec<FileRef>> {
         let glob = self.options.glob_matcher()?;
@@ -289,9 +407,21 @@ impl FileSource {
                 .filter(|f| glob.as_ref().is_none_or(|g| g.is_match(&f.path)))
                 .collect());
         }
-        if !dataset.is_empty()
-            && let Some(meta) = self.root.head(dataset).await?
-        {
+        let head = if dataset.is_empty() {
+            None
+        } else {
+            match self.root.head(dataset).await {
+                Ok(m) => m,
+                // A HEAD answer has no body to tell a bad signature from a missing permission:
+                // a listing's answer says which (or works, when only the key was forbidden).
+                Err(e) if matches!(e.kind(), ErrorKind::Permission | ErrorKind::Authentication) => {
+                    self.root.list(dataset).await?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if let Some(meta) = head {
             if self.options.resolve(dataset).is_none() {
                 return Err(Error::invalid_config(format!(
                     "no format reads {dataset:?}; set a format or use a known extension"
@@ -390,6 +520,30 @@ impl FileSource {
     }
 }
 
+/// Where the hive segments of a dataset's file paths start: the dataset's directory, or the
+/// part of a glob before its first wildcard segment.
+fn hive_base(dataset: &str) -> String {
+    if is_glob(dataset) {
+        dataset
+            .split('/')
+            .take_while(|s| !is_glob(s))
+            .collect::<Vec<_>>()
+            .join("/")
+    } else {
+        dataset.to_owned()
+    }
+}
+
+/// `path` relative to `base` (both relative to the root).
+fn below<'a>(base: &str, path: &'a str) -> &'a str {
+    if base.is_empty() {
+        return path;
+    }
+    path.strip_prefix(base)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .map_or(path, |r| r.trim_start_matches('/'))
+}
+
 fn describe(schema: &Schema) -> String {
     schema
         .fields()
@@ -482,34 +636,39 @@ impl Source for FileSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        let caps = SourceCapabilities::none().with_partitioned_reads();
-        match &self.options.format {
-            Some(f) if f.name() == "parquet" => caps.with_projection_pushdown(),
-            _ => caps,
+        let mut caps = SourceCapabilities::none().with_partitioned_reads();
+        if matches!(&self.options.format, Some(f) if f.name() == "parquet") {
+            caps = caps.with_projection_pushdown();
         }
+        if self.options.hive_partitioning {
+            // Filters on partition columns prune whole files.
+            caps = caps.with_filter_pushdown();
+        }
+        caps
     }
 
     async fn check(&self) -> Result<()> {
         let prefix = self.root.prefix().clone();
         let mut listing = self.root.store().list(Some(&prefix));
         match listing.next().await {
-            Some(Err(e)) => Err(self.err(
-                crate::store::store_error(e, &self.root.display("")),
-                "check",
-            )),
+            Some(Err(e)) => Err(self.err(self.root.error(&e, ""), "check")),
             _ => Ok(()),
         }
     }
 
     async fn discover(&self) -> Result<Vec<DatasetInfo>> {
         let files = self.files("").await.map_err(|e| self.err(e, "discover"))?;
-        // Group by first path segment: a file at the top is its own dataset, a directory is one.
+        // Group by first path segment: a file at the top is its own dataset, a directory is one;
+        // hive partition directories right under the root make the root one dataset (`""`).
         let mut groups: Vec<(String, Vec<FileRef>)> = Vec::new();
         for f in files {
-            let name = f.path.split('/').next().unwrap_or_default().to_owned();
-            match groups.last_mut() {
-                Some((n, v)) if *n == name => v.push(f),
-                _ => groups.push((name, vec![f])),
+            let mut name = f.path.split('/').next().unwrap_or_default().to_owned();
+            if self.options.hive_partitioning && name.contains('=') && f.path.contains('/') {
+                name.clear();
+            }
+            match groups.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(f),
+                None => groups.push((name, vec![f])),
             }
         }
         let mut out = Vec::new();
@@ -528,17 +687,24 @@ impl Source for FileSource {
                 let dataset = if split {
                     let ext = crate::formats::extension(Compression::split_path(&files[0].path).0)
                         .unwrap_or(fmt);
-                    format!("{name}/**/*.{ext}")
+                    if name.is_empty() {
+                        format!("**/*.{ext}")
+                    } else {
+                        format!("{name}/**/*.{ext}")
+                    }
                 } else {
                     name.clone()
                 };
+                let hive = self
+                    .hive_columns(&dataset, &files)
+                    .map_err(|e| self.err(e, "discover"))?;
                 let schema = self
                     .schema_of(&files)
                     .await
                     .map_err(|e| self.err(e, "discover"))?;
                 out.push(DatasetInfo {
                     name: dataset,
-                    schema,
+                    schema: hive.extend_schema(&schema),
                     primary_key: Vec::new(),
                     row_estimate: None,
                 });
@@ -549,7 +715,7 @@ impl Source for FileSource {
 
     async fn plan(&self, request: &ReadRequest, max_partitions: usize) -> Result<Vec<Partition>> {
         let dataset = match &request.target {
-            ReadTarget::Dataset(d) => d.clone(),
+            ReadTarget::Dataset(d) => self.relative_name(d).map_err(|e| self.err(e, "plan"))?,
             ReadTarget::Query(_) => {
                 return Err(self.err(
                     Error::unsupported("file sources read datasets (paths and globs), not queries"),
@@ -564,14 +730,38 @@ impl Source for FileSource {
         if files.is_empty() {
             return Err(self.err(self.not_found(&dataset), "plan"));
         }
+        let hive = self
+            .hive_columns(&dataset, &files)
+            .map_err(|e| self.err(e, "plan"))?;
+        let base = hive_base(&dataset);
+        // Prune by the partition columns before any byte of a file is read.
+        let kept: Vec<FileRef> = match &request.filter {
+            Some(filter) if !hive.is_empty() => files
+                .iter()
+                .filter(|f| hive.may_match(filter, &hive.values(below(&base, &f.path))))
+                .cloned()
+                .collect(),
+            _ => files.clone(),
+        };
+        // The schema comes from the files the read keeps (the dataset's first file when the
+        // filter keeps none).
         let schema = self
-            .schema_of(&files)
+            .schema_of(if kept.is_empty() { &files[..1] } else { &kept })
             .await
             .map_err(|e| self.err(e, "plan"))?;
-        project_schema(&schema, request.projection.as_deref()).map_err(|e| self.err(e, "plan"))?;
+        // A file column of the same name as a partition column wins.
+        let hive = HiveColumns {
+            fields: hive
+                .fields
+                .into_iter()
+                .filter(|f| schema.field_with_name(f.name()).is_err())
+                .collect(),
+        };
+        let full = hive.extend_schema(&schema);
+        project_schema(&full, request.projection.as_deref()).map_err(|e| self.err(e, "plan"))?;
         if let Some(f) = &request.filter {
             for c in f.columns() {
-                schema.index_of(c).map_err(|_| {
+                full.index_of(c).map_err(|_| {
                     self.err(
                         Error::new(
                             ErrorKind::InvalidInput,
@@ -583,12 +773,12 @@ impl Source for FileSource {
                 })?;
             }
         }
-        let files = if files.len() < max_partitions {
-            self.split_row_groups(files, max_partitions)
+        let files = if !kept.is_empty() && kept.len() < max_partitions {
+            self.split_row_groups(kept, max_partitions)
                 .await
                 .map_err(|e| self.err(e, "plan"))?
         } else {
-            files
+            kept
         };
         let groups = group(&files, max_partitions);
         let count = groups.len();
@@ -599,6 +789,8 @@ impl Source for FileSource {
                 let spec = PartitionSpec {
                     files,
                     schema: schema.as_ref().clone(),
+                    hive: hive.fields.clone(),
+                    base: base.clone(),
                 };
                 Ok(Partition {
                     request: request.clone(),
@@ -628,7 +820,10 @@ impl Source for FileSource {
         })?;
         let request = partition.request;
         let plan_schema = Arc::new(spec.schema);
-        // The format decodes the projected columns plus those the filter needs.
+        let hive = Arc::new(HiveColumns { fields: spec.hive });
+        let base = spec.base;
+        // The format decodes the projected columns plus those the filter needs, less the
+        // partition columns (which come from the path).
         let needed: Option<Vec<String>> = request.projection.as_ref().map(|p| {
             let mut cols = p.clone();
             if let Some(f) = &request.filter {
@@ -638,14 +833,33 @@ impl Source for FileSource {
                     }
                 }
             }
-            cols
+            if hive.is_empty() {
+                return cols;
+            }
+            let mut file_cols: Vec<String> =
+                cols.into_iter().filter(|c| !hive.contains(c)).collect();
+            if file_cols.is_empty()
+                && !p.is_empty()
+                && let Some(f) = plan_schema.fields().first()
+            {
+                // Only partition columns asked for: decode one column to keep row counts.
+                file_cols.push(f.name().clone());
+            }
+            file_cols
         });
         let inner_schema =
             project_schema(&plan_schema, needed.as_deref()).map_err(|e| self.err(e, "read"))?;
+        let stage_schema = hive.extend_schema(&inner_schema);
+        // A filter reaches the format (as a hint) only when it names the files' columns alone.
+        let format_filter = request.filter.clone().filter(|f| {
+            f.columns()
+                .iter()
+                .all(|c| plan_schema.field_with_name(c).is_ok())
+        });
         let options = FormatReadOptions {
             schema: Some(plan_schema.clone()),
             projection: needed.clone(),
-            filter: request.filter.clone(),
+            filter: format_filter,
             limit: if request.filter.is_none() {
                 request.limit
             } else {
@@ -658,30 +872,39 @@ impl Source for FileSource {
         };
         let this = self.clone();
         let want = inner_schema.clone();
+        let staged = stage_schema.clone();
         let plan = plan_schema.clone();
         let per_file = futures::stream::iter(spec.files).then(move |file| {
             let this = this.clone();
             let mut options = options.clone();
             options.row_groups.clone_from(&file.row_groups);
             let want = want.clone();
+            let staged = staged.clone();
             let plan = plan.clone();
+            let hive = hive.clone();
+            let values = hive.values(below(&base, &file.path));
             async move {
                 // Files open one after another: the next one only when the last is exhausted.
                 let (format, bytes) = this.open(&file)?;
                 let display = bytes.location().to_owned();
                 let stream = format.read(bytes, options).await?;
                 conform(&plan, &stream.schema(), &display)?;
-                Ok::<_, Error>(stream.map(move |b| reshape(&b?, &want, &display)))
+                Ok::<_, Error>(stream.map(move |b| {
+                    let b = reshape(&b?, &want, &display)?;
+                    hive.extend_batch(&b, &values, &staged)
+                }))
             }
         });
         let name = self.options.connector_name();
         let batches = per_file
             .try_flatten()
             .map_err(move |e: Error| e.with_connector(name).with_operation("read"));
-        let stream = RecordBatchStreamAdapter::boxed(inner_schema, batches);
+        let no_hive = stage_schema.fields().len() == inner_schema.fields().len();
+        let stream = RecordBatchStreamAdapter::boxed(stage_schema, batches);
         let pushed = Pushed {
-            // Without a filter the stream already has exactly the projected columns, in order.
-            projection: request.filter.is_none(),
+            // Without a filter or partition columns the stream already has exactly the
+            // projected columns, in order.
+            projection: request.filter.is_none() && no_hive,
             filter: false,
             limit: false,
         };

@@ -1,5 +1,5 @@
 //! Storage: a [`StoreRoot`] (any [`ObjectStore`] plus a prefix) and [`ObjectStoreBytes`], the
-//! [`ByteSource`] over one object.
+//! [`ByteSource`] over one object. Store errors are classified by [`crate::store_error`].
 
 use std::fmt;
 use std::ops::Range;
@@ -7,31 +7,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use connector_core::{Error, ErrorKind, Location, Result};
+use connector_core::{Error, Location, Result};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use crate::format::ByteSource;
+use crate::store_error::{TransportClassifier, store_error_with};
 
 /// Convert an object-store error into ours, naming the object by `location` (a display string
-/// such as `s3://bucket/key` or a local path).
+/// such as `s3://bucket/key` or a local path). See [`crate::store_error`] for the mapping.
 #[must_use]
 pub fn store_error(e: object_store::Error, location: &str) -> Error {
-    use object_store::Error as E;
-    let kind = match &e {
-        E::NotFound { .. } => ErrorKind::NotFound,
-        E::PermissionDenied { .. } => ErrorKind::Permission,
-        E::Unauthenticated { .. } => ErrorKind::Authentication,
-        E::AlreadyExists { .. } | E::Precondition { .. } => ErrorKind::Conflict,
-        E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
-        E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidConfig,
-        _ => ErrorKind::Io,
-    };
-    Error::new(kind, e.to_string())
-        .with_location(Location::file(location))
-        .with_source(e)
+    store_error_with(&e, location, None)
 }
 
 /// Where files live: an object store, a prefix inside it, and how to show locations in errors.
@@ -44,6 +33,9 @@ pub struct StoreRoot {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     display: String,
+    transport: Option<TransportClassifier>,
+    /// The directory of a local root (to remove emptied staging directories).
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for StoreRoot {
@@ -69,6 +61,8 @@ impl StoreRoot {
             store,
             prefix,
             display: display.into().trim_end_matches('/').to_owned(),
+            transport: None,
+            local_dir: None,
         })
     }
 
@@ -77,7 +71,46 @@ impl StoreRoot {
         let dir = dir.as_ref();
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| store_error(e, &dir.display().to_string()))?;
-        Self::new(Arc::new(fs), "", dir.display().to_string())
+        let mut root = Self::new(Arc::new(fs), "", dir.display().to_string())?;
+        root.local_dir = Some(dir.to_path_buf());
+        Ok(root)
+    }
+
+    /// Classify transport errors of the store's client with `classifier` (see
+    /// [`crate::store_error`]): stores whose HTTP client error type this crate cannot name.
+    #[must_use]
+    pub fn with_transport_classifier(mut self, classifier: TransportClassifier) -> Self {
+        self.transport = Some(classifier);
+        self
+    }
+
+    /// Remove the directory `relative` of a local root if it is empty; nothing otherwise.
+    pub(crate) async fn remove_empty_local_dir(&self, relative: &str) {
+        if let Some(dir) = &self.local_dir {
+            // Fails when the directory is not empty (another write is staging there): keep it.
+            let _ = tokio::fs::remove_dir(dir.join(relative.trim_matches('/'))).await;
+        }
+    }
+
+    /// Convert an error of the store about `relative` into ours, naming it as [`Self::display`]
+    /// does.
+    #[must_use]
+    pub fn error(&self, e: &object_store::Error, relative: &str) -> Error {
+        store_error_with(e, &self.display(relative), self.transport)
+    }
+
+    /// Remove the (emptied) directory `relative` of a local root, with what is left in it;
+    /// nothing for other stores, which have no directories.
+    pub(crate) async fn remove_local_dir(&self, relative: &str) {
+        let Some(dir) = &self.local_dir else { return };
+        let path = dir.join(relative.trim_matches('/'));
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), error = %e, "could not remove a staging directory");
+            }
+        }
     }
 
     /// The store.
@@ -133,7 +166,7 @@ impl StoreRoot {
         let mut out: Vec<ObjectMeta> = self
             .store
             .list(Some(&base))
-            .map_err(|e| store_error(e, &self.display(relative)))
+            .map_err(|e| self.error(&e, relative))
             .try_filter(|m| {
                 let hidden = self.relative(&m.location).is_none_or(|rel| {
                     rel.split('/')
@@ -153,14 +186,15 @@ impl StoreRoot {
         match self.store.head(&path).await {
             Ok(m) => Ok(Some(m)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(store_error(e, &self.display(relative))),
+            Err(e) => Err(self.error(&e, relative)),
         }
     }
 
     /// A [`ByteSource`] over the object at `relative`, whose size is already known.
     #[must_use]
     pub fn bytes(&self, relative: &str, path: Path, size: Option<u64>) -> ObjectStoreBytes {
-        let b = ObjectStoreBytes::new(self.store.clone(), path, self.display(relative));
+        let mut b = ObjectStoreBytes::new(self.store.clone(), path, self.display(relative));
+        b.transport = self.transport;
         match size {
             Some(s) => b.with_size(s),
             None => b,
@@ -176,6 +210,7 @@ pub struct ObjectStoreBytes {
     path: Path,
     display: String,
     size: Arc<tokio::sync::OnceCell<u64>>,
+    transport: Option<TransportClassifier>,
 }
 
 impl ObjectStoreBytes {
@@ -186,6 +221,7 @@ impl ObjectStoreBytes {
             path,
             display: display.into(),
             size: Arc::new(tokio::sync::OnceCell::new()),
+            transport: None,
         }
     }
 
@@ -203,6 +239,10 @@ impl ObjectStoreBytes {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    fn error(&self, e: &object_store::Error) -> Error {
+        store_error_with(e, &self.display, self.transport)
+    }
 }
 
 #[async_trait]
@@ -218,7 +258,7 @@ impl ByteSource for ObjectStoreBytes {
                     .head(&self.path)
                     .await
                     .map(|m| m.size)
-                    .map_err(|e| store_error(e, &self.display))
+                    .map_err(|e| self.error(&e))
             })
             .await
             .copied()
@@ -232,7 +272,7 @@ impl ByteSource for ObjectStoreBytes {
             .get_range(&self.path, range.clone())
             .await
             .map_err(|e| {
-                store_error(e, &self.display)
+                self.error(&e)
                     .with_context("range", format!("{}..{}", range.start, range.end))
             })
     }
@@ -242,14 +282,15 @@ impl ByteSource for ObjectStoreBytes {
             .store
             .get(&self.path)
             .await
-            .map_err(|e| store_error(e, &self.display))?;
+            .map_err(|e| self.error(&e))?;
         let display = self.display.clone();
+        let transport = self.transport;
         if let object_store::GetResultPayload::File(file, _) = got.payload {
             return Ok(local_file_stream(file, got.range, display));
         }
         Ok(got
             .into_stream()
-            .map_err(move |e| store_error(e, &display))
+            .map_err(move |e| store_error_with(&e, &display, transport))
             .boxed())
     }
 }

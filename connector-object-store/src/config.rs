@@ -129,7 +129,7 @@ pub struct LayoutConfig {
     /// copy, used to publish, is limited to 5 GiB per object).
     #[serde(default)]
     pub max_bytes_per_file: Option<u64>,
-    /// Bytes per multipart-upload part (default 10 MiB; S3 needs at least 5 MiB).
+    /// Bytes per multipart-upload part (default 8 MiB; at least 5 MiB, what S3 needs).
     #[serde(default)]
     pub part_size: Option<usize>,
     /// Parts uploaded at the same time per object (default 4).

@@ -1,235 +1,51 @@
 //! Mapping of [`object_store::Error`] into the connector error.
 //!
-//! | `object_store` error | HTTP status / code in the body | [`ErrorKind`] |
-//! |---|---|---|
-//! | `NotFound` | 404, `NoSuchKey`, `NoSuchBucket`, `ContainerNotFound` | `NotFound` |
-//! | `Unauthenticated` | 401 | `Authentication` |
-//! | `PermissionDenied` | 403 with `SignatureDoesNotMatch`, `InvalidAccessKeyId`, `AuthenticationFailed`, `InvalidToken`, `ExpiredToken`, or Azure's "…formed correctly including the signature" | `Authentication` |
-//! | `PermissionDenied` | other 403 | `Permission` |
-//! | `Precondition`, `AlreadyExists` | 409, 412 | `Conflict` |
-//! | `NotSupported`, `NotImplemented` | | `Unsupported` |
-//! | `InvalidPath`, `UnknownConfigurationKey` | | `InvalidConfig` |
-//! | `Generic` with a status | 400 → `InvalidInput`, 408/504 → `Timeout`, 429/503 → `RateLimited`, other 5xx → `Connection` | |
-//! | `Generic`, transport | timeout → `Timeout`, connect/request → `Connection` | |
+//! The generic mapping (variants, HTTP statuses, error codes in response bodies, redaction of
+//! query strings) lives in [`connector_file::store_error`], shared with local files; it is
+//! re-exported here. This crate adds what needs `object_store`'s cloud features:
+//! [`transport_kind`] tells a timeout from a refused or reset connection in the HTTP client's
+//! errors, and every connector built here passes it to connector-file.
 //!
-//! Every error names the connector, the operation and the object's URL (`s3://bucket/key`).
-//! `object_store`'s own messages name the request URL but never a credential: `SigV4`, shared-key
-//! and OAuth credentials travel in headers, and SAS query strings are not part of its messages
-//! (see [`redact_query`], applied anyway).
+//! Every error names the connector (`s3`, `azure`, `gcs`, `http_files`), the operation and the
+//! object's URL (`s3://bucket/key`), and never a credential.
 
-use connector_core::{Error, ErrorKind, Location};
+use connector_core::ErrorKind;
 
-/// Convert an `object_store` error about `url` into a connector error.
+pub use connector_file::store_error::{classify, redact_query, refine};
+
+/// Convert an `object_store` error about `url` into a connector error of `connector`, with
+/// this crate's [`transport_kind`].
 #[must_use]
 pub fn map_store_error(
     err: &object_store::Error,
     connector: &'static str,
     operation: &'static str,
     url: &str,
-) -> Error {
-    let (kind, status, text) = classify(err);
-    let mut e = Error::new(kind, text)
+) -> connector_core::Error {
+    connector_file::store_error::store_error_with(err, url, Some(transport_kind))
         .with_connector(connector)
         .with_operation(operation)
-        .with_location(Location::url(url));
-    if let Some(s) = status {
-        e = e.with_vendor_code(i64::from(s));
-    }
-    // The source is not attached: its Display could carry a request URL with a SAS query
-    // string. The redacted text above keeps everything else it said.
-    e
 }
 
-/// The kind, HTTP status and redacted message of an `object_store` error.
+/// The kind of a transport error of `object_store`'s HTTP client (`None` for other errors, and
+/// always without a cloud feature).
 #[must_use]
-pub fn classify(err: &object_store::Error) -> (ErrorKind, Option<u16>, String) {
-    use object_store::Error as E;
-    let text = redact_query(&err.to_string());
-    let status = find_status(&text);
-    let kind = match err {
-        E::NotFound { .. } => ErrorKind::NotFound,
-        E::Unauthenticated { .. } => ErrorKind::Authentication,
-        E::PermissionDenied { .. } => {
-            if is_bad_credential(&text) {
-                ErrorKind::Authentication
-            } else {
-                ErrorKind::Permission
+pub fn transport_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    #[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
+    if let Some(h) = err.downcast_ref::<object_store::client::HttpError>() {
+        use object_store::client::HttpErrorKind;
+        return Some(match h.kind() {
+            HttpErrorKind::Timeout => ErrorKind::Timeout,
+            HttpErrorKind::Connect | HttpErrorKind::Request | HttpErrorKind::Interrupted => {
+                ErrorKind::Connection
             }
-        }
-        E::Precondition { .. } | E::AlreadyExists { .. } | E::NotModified { .. } => {
-            ErrorKind::Conflict
-        }
-        E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
-        E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidConfig,
-        E::JoinError { .. } => ErrorKind::Internal,
-        _ => kind_of_generic(err, status, &text),
-    };
-    (kind, status, text)
-}
-
-/// Re-label an error that reached us through connector-file (whose object-store errors know
-/// less): find an `object_store` error in its source chain and classify it again, set our
-/// connector (keeping the format's name as context), the operation and the object URL.
-#[must_use]
-pub fn refine(e: Error, connector: &'static str, operation: &'static str, url: &str) -> Error {
-    if e.connector() == Some(connector) {
-        return e
-            .with_operation(operation)
-            .with_location(Location::url(url));
-    }
-    let mut store_err: Option<&object_store::Error> = None;
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
-    while let Some(s) = cur {
-        if let Some(os) = s.downcast_ref::<object_store::Error>() {
-            store_err = Some(os);
-            break;
-        }
-        cur = s.source();
-    }
-    let (kind, status, message) = match store_err {
-        Some(os) => {
-            let (k, s, _) = classify(os);
-            (k, s, redact_query(e.message()))
-        }
-        None => (e.kind(), None, redact_query(e.message())),
-    };
-    let mut out = Error::new(kind, message)
-        .with_connector(connector)
-        .with_operation(e.operation().map_or(operation, |_| operation));
-    if kind == e.kind() {
-        out = out.with_status(e.status());
-    }
-    if let Some(from) = e.connector() {
-        out = out.with_context("format", from.to_owned());
-    }
-    for (k, v) in e.context() {
-        out = out.with_context(k, v);
-    }
-    if let Some(loc) = e.location() {
-        out = out.with_location(loc.clone());
-    }
-    out = out.with_location(Location::url(url));
-    if let Some(s) = status.map(i64::from).or(e.vendor_code()) {
-        out = out.with_vendor_code(s);
-    }
-    if let Some(r) = e.retry_after() {
-        out = out.with_retry_after(r);
-    }
-    if store_err.is_none() {
-        // A codec's error (arrow, parquet): safe to keep as the source.
-        out = out.with_source(e);
-    }
-    out
-}
-
-fn kind_of_generic(err: &object_store::Error, status: Option<u16>, text: &str) -> ErrorKind {
-    if text.contains("NoSuchBucket")
-        || text.contains("ContainerNotFound")
-        || text.contains("NoSuchKey")
-    {
-        return ErrorKind::NotFound;
-    }
-    if is_bad_credential(text) {
-        return ErrorKind::Authentication;
-    }
-    if let Some(s) = status {
-        return match s {
-            400 => ErrorKind::InvalidInput,
-            401 => ErrorKind::Authentication,
-            403 => ErrorKind::Permission,
-            404 => ErrorKind::NotFound,
-            408 | 504 => ErrorKind::Timeout,
-            409 | 412 => ErrorKind::Conflict,
-            429 | 503 => ErrorKind::RateLimited,
-            500..=599 => ErrorKind::Connection,
+            HttpErrorKind::Decode => ErrorKind::Decode,
             _ => ErrorKind::Io,
-        };
+        });
     }
-    // Walk the source chain for the transport error and its kind.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(s) = source {
-        #[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
-        if let Some(h) = s.downcast_ref::<object_store::client::HttpError>() {
-            use object_store::client::HttpErrorKind;
-            return match h.kind() {
-                HttpErrorKind::Timeout => ErrorKind::Timeout,
-                HttpErrorKind::Connect | HttpErrorKind::Request | HttpErrorKind::Interrupted => {
-                    ErrorKind::Connection
-                }
-                HttpErrorKind::Decode => ErrorKind::Decode,
-                _ => ErrorKind::Io,
-            };
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return Error::from(std::io::Error::new(io.kind(), "")).kind();
-        }
-        source = s.source();
-    }
-    if text.contains("timed out") || text.contains("timeout") {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Io
-    }
-}
-
-fn is_bad_credential(text: &str) -> bool {
-    [
-        "SignatureDoesNotMatch",
-        "InvalidAccessKeyId",
-        "AuthenticationFailed",
-        "InvalidToken",
-        "ExpiredToken",
-        "AccessKeyNotFound",
-        // Azure (and Azurite, which answers AuthorizationFailure) on a bad shared-key signature.
-        "including the signature",
-    ]
-    .iter()
-    .any(|c| text.contains(c))
-}
-
-/// The HTTP status in an `object_store` message (`... status code: 403 Forbidden ...`).
-fn find_status(text: &str) -> Option<u16> {
-    const MARKERS: [&str; 2] = ["status code: ", "status: "];
-    for m in MARKERS {
-        if let Some(pos) = text.find(m) {
-            let digits: String = text[pos + m.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if let Ok(s) = digits.parse::<u16>()
-                && (100..600).contains(&s)
-            {
-                return Some(s);
-            }
-        }
-    }
+    #[cfg(not(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http")))]
+    let _ = err;
     None
-}
-
-/// Remove query strings from every URL in `text` (a SAS token travels in the query string).
-#[must_use]
-pub fn redact_query(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        // Copy through the scheme separator, then the URL up to whitespace.
-        out.push_str(&rest[..pos + 3]);
-        rest = &rest[pos + 3..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '>')
-            .unwrap_or(rest.len());
-        let url = &rest[..end];
-        match url.find('?') {
-            Some(q) => {
-                out.push_str(&url[..q]);
-                out.push_str("?<redacted>");
-            }
-            None => out.push_str(url),
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
