@@ -59,8 +59,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use connector_core::drift::{DriftPlan, reconcile};
 use connector_core::{
-    Error, ErrorKind, Location, Result, SendableRecordBatchStream, Sink, SinkCapabilities,
-    WriteMode, WriteReport, WriteRequest,
+    Error, ErrorKind, Result, SendableRecordBatchStream, Sink, SinkCapabilities, WriteMode,
+    WriteReport, WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
@@ -144,9 +144,9 @@ impl FileSink {
     }
 
     fn err(&self, e: Error, target: &str) -> Error {
-        e.with_connector(self.options.connector_name())
-            .with_operation("write")
-            .with_location(Location::file(self.root.display(target)))
+        self.options
+            .label(e, "write")
+            .with_location(location_of(&self.root.display(target)))
     }
 
     async fn plan(&self, request: &WriteRequest, incoming: &Schema) -> Result<Plan> {

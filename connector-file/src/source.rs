@@ -250,6 +250,17 @@ impl FileOptions {
             .unwrap_or_else(|| self.format.as_ref().map_or("file", |f| f.name()))
     }
 
+    /// Name the connector and `operation` in an error: a configured connector name replaces a
+    /// format's name (kept as the `format` context, see [`crate::store_error::relabel`]).
+    pub(crate) fn label(&self, e: Error, operation: &'static str) -> Error {
+        match self.connector {
+            Some(c) => crate::store_error::relabel(e, c, operation),
+            None => e
+                .with_connector(self.connector_name())
+                .with_operation(operation),
+        }
+    }
+
     /// The format and compression of a file, or `None` if no format claims it.
     pub(crate) fn resolve(&self, path: &str) -> Option<(Arc<dyn FileFormat>, Compression)> {
         let (format, by_ext) = match &self.format {
@@ -354,8 +365,7 @@ impl FileSource {
     }
 
     fn err(&self, e: Error, op: &'static str) -> Error {
-        e.with_connector(self.options.connector_name())
-            .with_operation(op)
+        self.options.label(e, op)
     }
 
     /// A dataset name relative to the root: a full URL or path must be under the root's display
@@ -895,10 +905,10 @@ impl Source for FileSource {
                 }))
             }
         });
-        let name = self.options.connector_name();
+        let labels = self.options.clone();
         let batches = per_file
             .try_flatten()
-            .map_err(move |e: Error| e.with_connector(name).with_operation("read"));
+            .map_err(move |e: Error| labels.label(e, "read"));
         let no_hive = stage_schema.fields().len() == inner_schema.fields().len();
         let stream = RecordBatchStreamAdapter::boxed(stage_schema, batches);
         let pushed = Pushed {

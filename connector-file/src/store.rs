@@ -19,8 +19,8 @@ use crate::store_error::{TransportClassifier, store_error_with};
 /// Convert an object-store error into ours, naming the object by `location` (a display string
 /// such as `s3://bucket/key` or a local path). See [`crate::store_error`] for the mapping.
 #[must_use]
-pub fn store_error(e: object_store::Error, location: &str) -> Error {
-    store_error_with(&e, location, None)
+pub fn store_error(e: &object_store::Error, location: &str) -> Error {
+    store_error_with(e, location, None)
 }
 
 /// Where files live: an object store, a prefix inside it, and how to show locations in errors.
@@ -44,6 +44,8 @@ impl fmt::Debug for StoreRoot {
             .field("store", &self.store.to_string())
             .field("prefix", &self.prefix.as_ref())
             .field("display", &self.display)
+            .field("transport_classifier", &self.transport.is_some())
+            .field("local_dir", &self.local_dir)
             .finish()
     }
 }
@@ -70,7 +72,7 @@ impl StoreRoot {
     pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| store_error(e, &dir.display().to_string()))?;
+            .map_err(|e| store_error(&e, &dir.display().to_string()))?;
         let mut root = Self::new(Arc::new(fs), "", dir.display().to_string())?;
         root.local_dir = Some(dir.to_path_buf());
         Ok(root)

@@ -118,6 +118,22 @@ pub fn refine(e: Error, connector: &'static str, operation: &'static str, url: &
             .with_operation(operation)
             .with_location(Location::url(url));
     }
+    rebuild(e, connector, operation).with_location(Location::url(url))
+}
+
+/// Name `connector` and `operation` in an error (where not set yet). An error that already names
+/// another connector (a format's error, `"parquet"`) is rebuilt as [`refine`] does, keeping
+/// that name as the `format` context.
+#[must_use]
+pub fn relabel(e: Error, connector: &'static str, operation: &'static str) -> Error {
+    match e.connector() {
+        None => e.with_connector(connector).with_operation(operation),
+        Some(c) if c == connector => e.with_operation(operation),
+        Some(_) => rebuild(e, connector, operation),
+    }
+}
+
+fn rebuild(e: Error, connector: &'static str, operation: &'static str) -> Error {
     let mut store_err: Option<&object_store::Error> = None;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     while let Some(s) = cur {
@@ -149,7 +165,6 @@ pub fn refine(e: Error, connector: &'static str, operation: &'static str, url: &
     if let Some(loc) = e.location() {
         out = out.with_location(loc.clone());
     }
-    out = out.with_location(Location::url(url));
     if let Some(s) = status.map(i64::from).or(e.vendor_code()) {
         out = out.with_vendor_code(s);
     }
