@@ -87,8 +87,10 @@ impl ObjectStoreConnector {
             })?),
             None => None,
         };
+        // Writes default to Parquet.
+        let write_format = format.clone().or_else(|| formats.by_name("parquet"));
         let mut options = FileOptions::default()
-            .with_formats(formats.clone())
+            .with_formats(formats)
             .with_connector_name(connector)
             .with_hive_partitioning(layout.hive_partitioning)
             .with_partition_by(layout.partition_by.iter().cloned())
@@ -112,8 +114,7 @@ impl ObjectStoreConnector {
         if let Some(f) = &format {
             options = options.with_format(f.clone());
         }
-        // Writes default to Parquet.
-        if let Some(f) = format.or_else(|| formats.by_name("parquet")) {
+        if let Some(f) = write_format {
             sink_options = sink_options.with_format(f);
         }
         Ok(Self {
