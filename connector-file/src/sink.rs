@@ -72,7 +72,7 @@ use crate::compression::{Compression, compress_writer};
 use crate::format::{FileFormat, FormatWriter};
 use crate::hive::partition_dir;
 use crate::source::{FileOptions, FileSource};
-use crate::store::StoreRoot;
+use crate::store::{StoreRoot, join_key};
 use crate::store_error::location_of;
 
 /// Bytes buffered before a file switches from one PUT to a multipart upload, and the size of each
@@ -419,16 +419,6 @@ struct Written {
     staged: String,
     /// Its final name.
     relative: String,
-}
-
-/// Join non-empty key parts with `/`.
-fn join_key(parts: &[&str]) -> String {
-    parts
-        .iter()
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// `path` relative to the directory `base` (both relative to the root).

@@ -23,6 +23,17 @@ pub fn store_error(e: &object_store::Error, location: &str) -> Error {
     store_error_with(e, location, None)
 }
 
+/// Join key parts with `/`, skipping empty ones (`["a/", "", "b"]` → `a/b`).
+#[must_use]
+pub fn join_key(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Where files live: an object store, a prefix inside it, and how to show locations in errors.
 ///
 /// Dataset names and write targets are paths relative to the prefix. The display prefix is

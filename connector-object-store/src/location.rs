@@ -7,6 +7,8 @@ use std::fmt;
 use connector_core::{Error, Result};
 use object_store::path::Path;
 
+pub use connector_file::store::join_key;
+
 /// Which store a location lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreKind {
@@ -182,17 +184,6 @@ pub fn split_glob(key: &str) -> (&str, Option<&str>) {
         offset += seg.len() + 1;
     }
     (key.trim_end_matches('/'), None)
-}
-
-/// Join key parts with `/`, skipping empty ones.
-#[must_use]
-pub fn join_key(parts: &[&str]) -> String {
-    parts
-        .iter()
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// The `object_store` path of `key` (validated: no `..`, no empty segments).
