@@ -545,15 +545,10 @@ impl Sink for FileSink {
     }
 
     async fn check(&self) -> Result<()> {
-        let prefix = self.root.prefix().clone();
-        match self.root.store().list(Some(&prefix)).next().await {
-            Some(Err(e)) => Err(self
-                .root
-                .error(&e, "")
-                .with_connector(self.options.connector_name())
-                .with_operation("check")),
-            _ => Ok(()),
-        }
+        self.root
+            .probe("")
+            .await
+            .map_err(|e| self.options.label(e, "check"))
     }
 
     async fn write(

@@ -368,20 +368,28 @@ impl FileSource {
         self.options.label(e, op)
     }
 
-    /// A dataset name relative to the root: a full URL or path must be under the root's display
-    /// form (`s3://bucket/prefix/…`); any other name is relative already.
+    /// A dataset name relative to the root. A URL (`s3://bucket/prefix/sales`) must be under the
+    /// root's display form; an absolute path under an absolute root's display form is taken
+    /// relative to it; any other name is relative already.
     pub(crate) fn relative_name(&self, name: &str) -> Result<String> {
         let root = self.root.display("");
-        if name.contains("://") || (!root.is_empty() && name.starts_with(&root)) {
-            let rest = name
-                .strip_prefix(&root)
-                .filter(|r| !root.is_empty() && (r.is_empty() || r.starts_with('/')));
-            return rest.map(|r| r.trim_matches('/').to_owned()).ok_or_else(|| {
+        let under = || {
+            name.strip_prefix(root.as_str())
+                .filter(|r| !root.is_empty() && (r.is_empty() || r.starts_with('/')))
+                .map(|r| r.trim_matches('/').to_owned())
+        };
+        if name.contains("://") {
+            return under().ok_or_else(|| {
                 Error::invalid_input(
                     format!("{name} is not under this connector's location {root}"),
                     crate::store_error::location_of(name),
                 )
             });
+        }
+        if root.starts_with('/')
+            && let Some(r) = under()
+        {
+            return Ok(r);
         }
         Ok(name.trim_matches('/').to_owned())
     }
@@ -425,7 +433,7 @@ impl FileSource {
                 // A HEAD answer has no body to tell a bad signature from a missing permission:
                 // a listing's answer says which (or works, when only the key was forbidden).
                 Err(e) if matches!(e.kind(), ErrorKind::Permission | ErrorKind::Authentication) => {
-                    self.root.list(dataset).await?;
+                    self.root.probe(dataset).await?;
                     return Err(e);
                 }
                 Err(e) => return Err(e),
@@ -658,12 +666,7 @@ impl Source for FileSource {
     }
 
     async fn check(&self) -> Result<()> {
-        let prefix = self.root.prefix().clone();
-        let mut listing = self.root.store().list(Some(&prefix));
-        match listing.next().await {
-            Some(Err(e)) => Err(self.err(self.root.error(&e, ""), "check")),
-            _ => Ok(()),
-        }
+        self.root.probe("").await.map_err(|e| self.err(e, "check"))
     }
 
     async fn discover(&self) -> Result<Vec<DatasetInfo>> {

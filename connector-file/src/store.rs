@@ -193,6 +193,15 @@ impl StoreRoot {
         Ok(out)
     }
 
+    /// Ask for the first object under `relative`: the store's error, if the listing fails.
+    pub async fn probe(&self, relative: &str) -> Result<()> {
+        let base = self.path(relative)?;
+        match self.store.list(Some(&base)).next().await {
+            Some(Err(e)) => Err(self.error(&e, relative)),
+            _ => Ok(()),
+        }
+    }
+
     /// The metadata of one object, or `None` if it does not exist.
     pub async fn head(&self, relative: &str) -> Result<Option<ObjectMeta>> {
         let path = self.path(relative)?;
