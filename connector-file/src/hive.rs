@@ -2,9 +2,11 @@
 //! `month`. A column is `Int64` when every value in the dataset parses as an integer, else
 //! `Utf8`; `__HIVE_DEFAULT_PARTITION__` is NULL. Values are percent-decoded.
 //!
-//! A filter on partition columns prunes objects before any of their bytes is read: an object is
+//! A filter on partition columns prunes files before any of their bytes is read: a file is
 //! skipped when the filter is certainly false for its partition values (SQL three-valued logic;
-//! a condition on any other column counts as "unknown" and keeps the object).
+//! a condition on any other column counts as "unknown" and keeps the file). [`crate::FileSource`]
+//! uses this with [`crate::FileOptions::hive_partitioning`], and [`crate::FileSink`] writes
+//! partition directories with [`partition_dir`] for [`crate::FileOptions::partition_by`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -77,7 +79,7 @@ pub enum PartitionValue {
     Str(String),
 }
 
-/// The partition columns of a dataset and each object's values.
+/// The partition columns of a dataset (each file's values come from [`HiveColumns::values`]).
 #[derive(Debug, Clone, Default)]
 pub struct HiveColumns {
     /// The columns, in path order, typed by inference.
@@ -85,8 +87,8 @@ pub struct HiveColumns {
 }
 
 impl HiveColumns {
-    /// Infer the columns from every object's relative key. Keys that disagree on the column
-    /// names (or their order) are an error naming both.
+    /// Infer the columns from every file's path relative to the dataset. Paths that disagree on
+    /// the column names (or their order) are an error naming both.
     pub fn infer<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<Self> {
         let mut names: Option<(Vec<String>, String)> = None;
         let mut all_int: BTreeMap<String, bool> = BTreeMap::new();
@@ -98,7 +100,7 @@ impl HiveColumns {
                 Some((n, first)) if *n != these => {
                     return Err(Error::invalid_input(
                         format!(
-                            "objects disagree on hive partition columns: {first} has {n:?}, {key} has {these:?}"
+                            "files disagree on hive partition columns: {first} has {n:?}, {key} has {these:?}"
                         ),
                         connector_core::Location::file(key),
                     ));
@@ -138,7 +140,7 @@ impl HiveColumns {
         self.fields.iter().any(|f| f.name() == name)
     }
 
-    /// The typed values of one object's key.
+    /// The typed values of one file's path relative to the dataset.
     #[must_use]
     pub fn values(&self, relative_key: &str) -> Vec<PartitionValue> {
         let parts: BTreeMap<String, String> = parse_partitions(relative_key).into_iter().collect();
@@ -180,7 +182,7 @@ impl HiveColumns {
         ))
     }
 
-    /// Append the partition columns (constant per object) to a batch decoded from the object.
+    /// Append the partition columns (constant per file) to a batch decoded from the file.
     pub fn extend_batch(
         &self,
         batch: &RecordBatch,
@@ -213,7 +215,7 @@ impl HiveColumns {
         Ok(RecordBatch::try_new(out_schema.clone(), cols)?)
     }
 
-    /// Whether an object with `values` may hold rows matching `filter`: false only when the
+    /// Whether a file with `values` may hold rows matching `filter`: false only when the
     /// filter is certainly not true (false or NULL) for them.
     #[must_use]
     pub fn may_match(&self, filter: &Expr, values: &[PartitionValue]) -> bool {

@@ -7,29 +7,19 @@ use connector_core::Result;
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http"))]
 use connector_core::registry::{Connector, ConnectorFactory};
 use connector_core::registry::{KindCapabilities, Registry};
-use connector_core::{SinkCapabilities, SourceCapabilities};
+use connector_file::factory::{sink_capabilities, source_capabilities};
 
-/// What every object-store kind can do (`http_files` is read-only).
+/// What every object-store kind can do (`http_files` is read-only): what connector-file's
+/// source and sink declare, with filter pushdown for the hive-partition pruning the layout turns
+/// on by default. Projection pushdown depends on the format (Parquet), known only per config.
 #[cfg_attr(
     not(any(feature = "s3", feature = "azure", feature = "gcs", feature = "http")),
     allow(dead_code)
 )]
 fn caps(sink: bool) -> KindCapabilities {
     KindCapabilities {
-        source: Some(
-            SourceCapabilities::none()
-                .with_projection_pushdown()
-                .with_filter_pushdown()
-                .with_limit_pushdown()
-                .with_partitioned_reads(),
-        ),
-        sink: sink.then(|| {
-            SinkCapabilities::none()
-                .with_append()
-                .with_overwrite()
-                .with_create_if_missing()
-                .with_atomic()
-        }),
+        source: Some(source_capabilities(false).with_filter_pushdown()),
+        sink: sink.then(sink_capabilities),
     }
 }
 
