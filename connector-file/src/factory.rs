@@ -86,6 +86,17 @@ pub struct FileConfig<O: Default> {
     /// Sink: start a new part file after about this many bytes.
     #[serde(default)]
     pub max_bytes_per_file: Option<usize>,
+    /// Source: read `key=value` directories as columns and prune by filters on them. Default
+    /// false.
+    #[serde(default)]
+    pub hive_partitioning: bool,
+    /// Sink: write hive partition directories by these columns.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// Sink: stage files under `_temporary/` and publish them when the write is complete.
+    /// Default false.
+    #[serde(default)]
+    pub staged_publish: bool,
     /// The format's options.
     #[serde(default)]
     pub options: O,
@@ -121,6 +132,9 @@ impl<O: Default> FileConfig<O> {
         o.glob.clone_from(&self.glob);
         o.max_rows_per_file = self.max_rows_per_file;
         o.max_bytes_per_file = self.max_bytes_per_file;
+        o.hive_partitioning = self.hive_partitioning;
+        o.partition_by.clone_from(&self.partition_by);
+        o.staged_publish = self.staged_publish;
         o.schema = self.parsed_schema()?.map(Arc::new);
         if let Some(n) = self.infer_files {
             o = o.with_infer_files(n);

@@ -34,7 +34,8 @@
 //! Projection reaches the format (Parquet reads only those column chunks; CSV and JSON skip
 //! building the other columns). A filter reaches the format as a hint (Parquet skips row groups
 //! whose statistics rule it out) and is then applied to rows by
-//! [`connector_core::residual::apply`]; so is the limit.
+//! [`connector_core::residual::apply`]; so is the limit. With hive partitioning the source
+//! declares filter pushdown: filters on partition columns prune whole files in the plan.
 
 use std::sync::Arc;
 

@@ -320,3 +320,29 @@ async fn dataset_names_may_be_full_paths_under_the_root() {
         .unwrap();
     assert_eq!(got.num_rows(), 10);
 }
+
+#[tokio::test]
+async fn layout_options_from_a_registry_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = connector_core::registry::Registry::with_core();
+    connector_file::register_all(&mut r);
+    let yaml = format!(
+        "type: parquet\npath: {:?}\nhive_partitioning: true\npartition_by: [year]\nstaged_publish: true\n",
+        dir.path().display().to_string()
+    );
+    let c = r.build_yaml(&yaml).await.unwrap();
+    c.as_sink()
+        .unwrap()
+        .write_batch(WriteRequest::append("sales"), rows(0..30))
+        .await
+        .unwrap();
+    assert!(dir.path().join("sales/year=2024").is_dir());
+    assert!(!dir.path().join("sales/_temporary").exists());
+    let got = c
+        .as_source()
+        .unwrap()
+        .read_batch(ReadRequest::dataset("sales").with_filter(Expr::eq("year", 2024)))
+        .await
+        .unwrap();
+    assert_eq!(got.num_rows(), 10);
+}
