@@ -4,28 +4,17 @@
 //! query strings) lives in [`connector_file::store_error`], shared with local files; it is
 //! re-exported here. This crate adds what needs `object_store`'s cloud features:
 //! [`transport_kind`] tells a timeout from a refused or reset connection in the HTTP client's
-//! errors, and every connector built here passes it to connector-file.
+//! errors. Every connector built here passes it to connector-file's `StoreRoot`; elsewhere pass
+//! it to [`store_error_with`].
 //!
 //! Every error names the connector (`s3`, `azure`, `gcs`, `http_files`), the operation and the
 //! object's URL (`s3://bucket/key`), and never a credential.
 
 use connector_core::ErrorKind;
 
-pub use connector_file::store_error::{classify, redact_query, refine};
-
-/// Convert an `object_store` error about `url` into a connector error of `connector`, with
-/// this crate's [`transport_kind`].
-#[must_use]
-pub fn map_store_error(
-    err: &object_store::Error,
-    connector: &'static str,
-    operation: &'static str,
-    url: &str,
-) -> connector_core::Error {
-    connector_file::store_error::store_error_with(err, url, Some(transport_kind))
-        .with_connector(connector)
-        .with_operation(operation)
-}
+pub use connector_file::store_error::{
+    classify, map_store_error, redact_query, refine, store_error_with,
+};
 
 /// The kind of a transport error of `object_store`'s HTTP client (`None` for other errors, and
 /// always without a cloud feature).
@@ -60,7 +49,9 @@ mod tests {
             path: "k".into(),
             source: "x".into(),
         };
-        let e = map_store_error(&nf, "s3", "read", url);
+        let e = store_error_with(&nf, url, Some(transport_kind))
+            .with_connector("s3")
+            .with_operation("read");
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.connector(), Some("s3"));
         assert_eq!(e.operation(), Some("read"));
