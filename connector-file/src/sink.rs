@@ -72,7 +72,7 @@ use crate::compression::{Compression, compress_writer};
 use crate::format::{FileFormat, FormatWriter};
 use crate::hive::partition_dir;
 use crate::source::{FileOptions, FileSource};
-use crate::store::{StoreRoot, join_key};
+use crate::store::{StoreRoot, below, join_key};
 use crate::store_error::location_of;
 
 /// Bytes buffered before a file switches from one PUT to a multipart upload, and the size of each
@@ -419,16 +419,6 @@ struct Written {
     staged: String,
     /// Its final name.
     relative: String,
-}
-
-/// `path` relative to the directory `base` (both relative to the root).
-fn below<'a>(base: &str, path: &'a str) -> &'a str {
-    if base.is_empty() {
-        return path;
-    }
-    path.strip_prefix(base)
-        .filter(|r| r.starts_with('/'))
-        .map_or(path, |r| r.trim_start_matches('/'))
 }
 
 /// Split `batch` by the values of `columns` (as strings) into (partition directory, rows with

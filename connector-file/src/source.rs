@@ -55,7 +55,7 @@ use crate::compression::{Compression, DecompressedSource};
 use crate::format::{BadRowLog, BadRows, ByteSource, FileFormat, FormatReadOptions};
 use crate::formats::{FormatRegistry, claims};
 use crate::hive::HiveColumns;
-use crate::store::StoreRoot;
+use crate::store::{StoreRoot, below};
 
 /// Options shared by [`FileSource`] and [`crate::FileSink`].
 #[derive(Debug, Clone)]
@@ -551,16 +551,6 @@ fn hive_base(dataset: &str) -> String {
     } else {
         dataset.to_owned()
     }
-}
-
-/// `path` relative to `base` (both relative to the root).
-fn below<'a>(base: &str, path: &'a str) -> &'a str {
-    if base.is_empty() {
-        return path;
-    }
-    path.strip_prefix(base)
-        .filter(|r| r.is_empty() || r.starts_with('/'))
-        .map_or(path, |r| r.trim_start_matches('/'))
 }
 
 fn describe(schema: &Schema) -> String {

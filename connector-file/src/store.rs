@@ -34,6 +34,17 @@ pub fn join_key(parts: &[&str]) -> String {
         .join("/")
 }
 
+/// `path` relative to the directory `base` (both relative to a root; `path` itself when it is not
+/// below `base`).
+pub(crate) fn below<'a>(base: &str, path: &'a str) -> &'a str {
+    if base.is_empty() {
+        return path;
+    }
+    path.strip_prefix(base)
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .map_or(path, |r| r.trim_start_matches('/'))
+}
+
 /// Where files live: an object store, a prefix inside it, and how to show locations in errors.
 ///
 /// Dataset names and write targets are paths relative to the prefix. The display prefix is
