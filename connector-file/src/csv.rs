@@ -1,7 +1,13 @@
 //! CSV codec: arrow-csv's push [`arrow::csv::reader::Decoder`] for values, `csv-core` for record
 //! boundaries.
 //!
-//! Records are split with `csv-core` (the state machine arrow-csv itself uses) as bytes arrive,
+//! Under [`BadRows::Fail`] (the default) a read takes a fast path: after the header, input chunks
+//! go straight to arrow-csv's decoder, as arrow-rs's own reader does. If arrow-csv rejects
+//! anything, the read falls back to the exact path below: the file is streamed again from its
+//! start, the rows already yielded are passed over (never yielded twice), and the error names the
+//! bad record's file line. A valid file is parsed once; only a failing one is parsed twice.
+//!
+//! On the exact path, records are split with `csv-core` (the state machine arrow-csv itself uses) as bytes arrive,
 //! so every record's 1-based file line and byte offset are known exactly, quoted newlines
 //! included. Each record's field count is checked before arrow-csv sees it: a ragged row is an
 //! [`ErrorKind::InvalidInput`] error naming the file and line, or, under [`BadRows::Skip`], is
@@ -147,6 +153,8 @@ struct RawRecord<'a> {
     bytes: &'a [u8],
     line: u64,
     offset: u64,
+    /// Offset just past the record's last consumed byte (after any byte-order mark).
+    end: u64,
     fields: usize,
 }
 
@@ -163,6 +171,8 @@ struct Splitter {
     record_line: u64,
     record_offset: u64,
     bom_pending: Option<Vec<u8>>,
+    /// Bytes of byte-order mark dropped at the start (0 or 3).
+    bom_len: usize,
 }
 
 impl Splitter {
@@ -183,6 +193,7 @@ impl Splitter {
             record_line: 1,
             record_offset: 0,
             bom_pending: Some(Vec::new()),
+            bom_len: 0,
         }
     }
 
@@ -203,6 +214,7 @@ impl Splitter {
             } else {
                 0
             };
+            self.bom_len = start;
             return self.split(&pending[start..], on_record);
         }
         self.split(input, on_record)
@@ -256,6 +268,7 @@ impl Splitter {
             bytes: &self.record,
             line: self.record_line,
             offset: self.record_offset,
+            end: self.offset,
             fields: self.fields,
         })
     }
@@ -268,6 +281,7 @@ impl Splitter {
             } else {
                 0
             };
+            self.bom_len = start;
             self.split(&pending[start..], on_record)?;
         }
         if self.in_record {
@@ -307,10 +321,34 @@ struct Pos {
     row: u64,
 }
 
+/// The fast path's state: chunks go straight to arrow-csv's decoder.
+struct Fast {
+    decoder: arrow::csv::reader::Decoder,
+    /// Until the data starts: the input so far and a splitter looking for the header record
+    /// (or, without a header, for the end of a byte-order mark).
+    head: Option<(Vec<u8>, Splitter)>,
+    /// Data rows decoded into batches so far.
+    rows: u64,
+}
+
+/// Why the fast path stopped.
+enum FastStop {
+    /// arrow-csv rejected the input: re-read on the exact path to say where.
+    Rejected(arrow::error::ArrowError),
+    /// An error that the exact path would report the same way (a mismatched header).
+    Failed(Error),
+}
+
 /// The state of one CSV read.
 struct CsvRead {
     location: String,
+    /// Streamed again from the start if the fast path has to fall back.
+    source: Arc<dyn ByteSource>,
     input: BoxStream<'static, Result<Bytes>>,
+    /// The fast path, while it lasts (only under [`BadRows::Fail`]).
+    fast: Option<Fast>,
+    /// Data rows the fast path already decoded: the exact path passes over them.
+    skip_rows: u64,
     /// Taken out while a chunk is split (the callback borrows the reader mutably); building a
     /// stand-in would construct a csv-core DFA per chunk, which dominated the read profile.
     splitter: Option<Splitter>,
@@ -372,6 +410,10 @@ impl CsvRead {
         }
         let row = self.next_row;
         self.next_row += 1;
+        if row < self.skip_rows {
+            // Decoded and yielded by the fast path before it fell back.
+            return Ok(());
+        }
         let expected = self.schema.fields().len();
         if rec.fields != expected {
             let reason = format!("expected {expected} fields, found {}", rec.fields);
@@ -479,6 +521,157 @@ impl CsvRead {
         Ok(arrow::compute::concat_batches(&self.out_schema, &good)?)
     }
 
+    /// The fast path: feed one chunk, or end the input (`None`).
+    fn fast_push(&mut self, chunk: Option<&[u8]>) -> std::result::Result<(), FastStop> {
+        if self.fast.as_ref().is_some_and(|f| f.head.is_some()) {
+            let Some(data_start) = self.fast_head(chunk)? else {
+                return Ok(());
+            };
+            let head = self
+                .fast
+                .as_mut()
+                .and_then(|f| f.head.take())
+                .map(|(head, _)| head)
+                .unwrap_or_default();
+            let data = head.get(data_start..).unwrap_or_default();
+            self.fast_decode(data).map_err(FastStop::Rejected)?;
+        } else if let Some(c) = chunk {
+            self.fast_decode(c).map_err(FastStop::Rejected)?;
+        }
+        if chunk.is_none() {
+            self.fast_end().map_err(FastStop::Rejected)?;
+        }
+        Ok(())
+    }
+
+    /// Before the data: buffer `chunk` until the header record (or, without a header, a
+    /// possible byte-order mark) is complete; then the offset of the data in the buffer.
+    fn fast_head(&mut self, chunk: Option<&[u8]>) -> std::result::Result<Option<usize>, FastStop> {
+        let header_pending = self.header_pending;
+        let Some((head, splitter)) = self.fast.as_mut().and_then(|f| f.head.as_mut()) else {
+            return Ok(Some(0));
+        };
+        let len_before = head.len();
+        if let Some(c) = chunk {
+            head.extend_from_slice(c);
+        }
+        if !header_pending {
+            return Ok(if head.len() >= BOM.len() || chunk.is_none() {
+                Some(if head.starts_with(BOM) { BOM.len() } else { 0 })
+            } else {
+                None
+            });
+        }
+        let mut header = None;
+        let mut take = |rec: RawRecord<'_>| {
+            if header.is_none() {
+                header = Some((
+                    rec.bytes.to_vec(),
+                    rec.line,
+                    rec.offset,
+                    rec.end,
+                    rec.fields,
+                ));
+            }
+            Ok(())
+        };
+        match chunk {
+            Some(_) => splitter.push(&head[len_before..], &mut take),
+            None => splitter.finish(&mut take),
+        }
+        .map_err(FastStop::Failed)?;
+        let bom_len = splitter.bom_len;
+        let Some((bytes, line, offset, end, fields)) = header else {
+            // No complete header yet; at the end of the input, an empty file.
+            return Ok(chunk.is_none().then_some(head.len()));
+        };
+        let rec = RawRecord {
+            bytes: &bytes,
+            line,
+            offset,
+            end,
+            fields,
+        };
+        self.check_header(&rec).map_err(FastStop::Failed)?;
+        self.header_pending = false;
+        Ok(Some(bom_len + end as usize))
+    }
+
+    fn fast_decode(
+        &mut self,
+        mut data: &[u8],
+    ) -> std::result::Result<(), arrow::error::ArrowError> {
+        while !data.is_empty() {
+            self.fast_flush_if_full()?;
+            let Some(fast) = self.fast.as_mut() else {
+                return Ok(());
+            };
+            let n = fast.decoder.decode(data)?;
+            if n == 0 && fast.decoder.capacity() > 0 {
+                return Err(arrow::error::ArrowError::CsvError(
+                    "the CSV decoder took no input".into(),
+                ));
+            }
+            data = &data[n..];
+        }
+        self.fast_flush_if_full()
+    }
+
+    fn fast_flush_if_full(&mut self) -> std::result::Result<(), arrow::error::ArrowError> {
+        if self
+            .fast
+            .as_ref()
+            .is_some_and(|f| f.decoder.capacity() == 0)
+        {
+            self.fast_flush()?;
+        }
+        Ok(())
+    }
+
+    fn fast_flush(&mut self) -> std::result::Result<(), arrow::error::ArrowError> {
+        let Some(fast) = self.fast.as_mut() else {
+            return Ok(());
+        };
+        if let Some(batch) = fast.decoder.flush()? {
+            fast.rows += batch.num_rows() as u64;
+            if batch.num_rows() > 0 {
+                self.ready.push_back(batch);
+            }
+        }
+        Ok(())
+    }
+
+    /// End of input on the fast path: the last record may lack a line terminator.
+    fn fast_end(&mut self) -> std::result::Result<(), arrow::error::ArrowError> {
+        self.fast_flush_if_full()?;
+        if let Some(fast) = self.fast.as_mut() {
+            fast.decoder.decode(&[])?;
+        }
+        self.fast_flush()
+    }
+
+    /// Leave the fast path: stream the file again on the exact path, passing over the rows
+    /// already decoded, so that the error (or the bad rows) are found at their lines.
+    async fn fall_back(&mut self, why: &arrow::error::ArrowError) -> Result<()> {
+        let Some(fast) = self.fast.take() else {
+            return Ok(());
+        };
+        tracing::debug!(
+            location = %self.location,
+            rows = fast.rows,
+            error = %why,
+            "CSV fast path rejected the input; re-reading on the exact path"
+        );
+        self.input = self.source.stream().await?;
+        self.splitter = Some(self.format.splitter());
+        self.header_pending = self.format.options.header;
+        self.next_row = 0;
+        self.skip_rows = fast.rows;
+        self.pending.clear();
+        self.positions.clear();
+        Ok(())
+    }
+
     fn push_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         let Some(mut splitter) = self.splitter.take() else {
             return Err(Error::internal("the CSV splitter is in use"));
@@ -518,6 +711,30 @@ impl CsvRead {
             if self.eof {
                 return None;
             }
+            if self.fast.is_some() {
+                let next = self.input.next().await;
+                let r = match &next {
+                    Some(Ok(chunk)) => self.fast_push(Some(chunk)),
+                    Some(Err(_)) => Ok(()),
+                    None => {
+                        let r = self.fast_push(None);
+                        if r.is_ok() {
+                            self.eof = true;
+                        }
+                        r
+                    }
+                };
+                let r = match (next, r) {
+                    (Some(Err(e)), _) | (_, Err(FastStop::Failed(e))) => Err(e),
+                    // Batches already decoded stay queued: the exact path passes over them.
+                    (_, Err(FastStop::Rejected(why))) => self.fall_back(&why).await,
+                    (_, Ok(())) => Ok(()),
+                };
+                if let Err(e) = r {
+                    return Some(Err(self.fail(e)));
+                }
+                continue;
+            }
             let r = match self.input.next().await {
                 Some(Ok(chunk)) => self.push_chunk(&chunk),
                 Some(Err(e)) => Err(e),
@@ -527,14 +744,19 @@ impl CsvRead {
                 }
             };
             if let Err(e) = r {
-                self.eof = true;
-                self.ready.clear();
-                return Some(Err(e
-                    .with_connector(NAME)
-                    .with_operation("read")
-                    .with_location(Location::file(self.location.clone()))));
+                return Some(Err(self.fail(e)));
             }
         }
+    }
+
+    /// End the read with `e`.
+    fn fail(&mut self, e: Error) -> Error {
+        self.eof = true;
+        self.fast = None;
+        self.ready.clear();
+        e.with_connector(NAME)
+            .with_operation("read")
+            .with_location(Location::file(self.location.clone()))
     }
 }
 
@@ -654,9 +876,12 @@ impl FileFormat for CsvFormat {
                 .with_operation("read")
                 .with_location(Location::file(location.clone()))
         })?;
-        let state = CsvRead {
+        let mut state = CsvRead {
             location,
+            source: input,
             input: stream,
+            fast: None,
+            skip_rows: 0,
             splitter: Some(self.splitter()),
             schema,
             projection,
@@ -677,6 +902,13 @@ impl FileFormat for CsvFormat {
             },
             eof: false,
         };
+        if state.bad_rows == BadRows::Fail {
+            state.fast = Some(Fast {
+                decoder: state.decoder(state.batch_rows),
+                head: Some((Vec::new(), self.splitter())),
+                rows: 0,
+            });
+        }
         let batches = futures::stream::unfold(state, |mut st| async move {
             st.next_batch().await.map(|b| (b, st))
         });
@@ -768,6 +1000,127 @@ mod tests {
         assert_eq!(recs[0].2, b"a,b\r".to_vec());
         assert_eq!(recs[1].1, 2);
         assert_eq!(recs[2].2, b"3,4\n".to_vec());
+    }
+
+    /// Bytes served in chunks of `chunk` bytes, to cut records, the header and the byte-order
+    /// mark at every position.
+    #[derive(Debug)]
+    struct Chunked {
+        data: Bytes,
+        chunk: usize,
+    }
+
+    #[async_trait]
+    impl ByteSource for Chunked {
+        fn location(&self) -> &'static str {
+            "chunked.csv"
+        }
+
+        async fn size(&self) -> Result<u64> {
+            Ok(self.data.len() as u64)
+        }
+
+        async fn get_range(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
+            Ok(self.data.slice(range.start as usize..range.end as usize))
+        }
+
+        async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>> {
+            let chunks: Vec<Result<Bytes>> = (0..self.data.len())
+                .step_by(self.chunk)
+                .map(|i| Ok(self.data.slice(i..(i + self.chunk).min(self.data.len()))))
+                .collect();
+            Ok(Box::pin(futures::stream::iter(chunks)))
+        }
+    }
+
+    /// Every batch and the error (if any) of reading `data` in `chunk`-byte pieces.
+    async fn read_chunked(
+        data: &'static [u8],
+        chunk: usize,
+        bad_rows: BadRows,
+        batch_rows: usize,
+    ) -> (Vec<RecordBatch>, Option<Error>) {
+        let format = CsvFormat::default();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let input = Arc::new(Chunked {
+            data: Bytes::from_static(data),
+            chunk,
+        });
+        let options = FormatReadOptions {
+            schema: Some(schema),
+            batch_rows,
+            bad_rows,
+            ..FormatReadOptions::default()
+        };
+        let mut stream = format.read(input, options).await.unwrap();
+        let mut batches = Vec::new();
+        while let Some(b) = stream.next().await {
+            match b {
+                Ok(b) => batches.push(b),
+                Err(e) => return (batches, Some(e)),
+            }
+        }
+        (batches, None)
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    const GOOD: &[u8] =
+        b"\xEF\xBB\xBFid,name\r\n0,a\r\n1,\"two\nlines\"\r\n\r\n2,\"q\"\"d\"\n3,\n4,e\n5,f\n6,g";
+
+    #[tokio::test]
+    async fn fast_path_matches_the_exact_path_at_every_chunk_size() {
+        let (exact, e) = read_chunked(GOOD, 1 << 20, BadRows::Skip, 2).await;
+        assert!(e.is_none(), "{e:?}");
+        let exact = arrow::compute::concat_batches(&exact[0].schema(), &exact).unwrap();
+        assert_eq!(exact.num_rows(), 7);
+        for chunk in 1..=GOOD.len() {
+            for batch_rows in [1, 2, 3, 100] {
+                let (fast, e) = read_chunked(GOOD, chunk, BadRows::Fail, batch_rows).await;
+                assert!(e.is_none(), "chunk {chunk}: {e:?}");
+                let fast = arrow::compute::concat_batches(&exact.schema(), &fast).unwrap();
+                assert_eq!(fast, exact, "chunk {chunk}, batch_rows {batch_rows}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn fast_path_falls_back_without_yielding_rows_twice() {
+        // Row 5 (line 9) does not parse as an integer; rows 0-3 come in the first two batches.
+        let bad: &'static [u8] = b"id,name\n0,a\n1,\"two\nlines\"\n2,c\n\n3,d\n4,e\nx,f\n6,g\n";
+        for chunk in [1, 5, 64, 1 << 20] {
+            let (batches, e) = read_chunked(bad, chunk, BadRows::Fail, 2).await;
+            let e = e.expect("the bad row fails the read");
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert_eq!(e.location().unwrap().line, Some(9), "{e}");
+            assert_eq!(e.location().unwrap().row, Some(5), "{e}");
+            assert_eq!(ids(&batches), vec![0, 1, 2, 3], "chunk {chunk}");
+        }
+        // A ragged row is found the same way.
+        let ragged = b"id,name\n0,a\n1,b\n2,c,extra\n3,d\n";
+        let (batches, e) = read_chunked(ragged, 3, BadRows::Fail, 1).await;
+        let e = e.expect("the ragged row fails the read");
+        assert_eq!(e.location().unwrap().line, Some(4), "{e}");
+        assert_eq!(ids(&batches), vec![0, 1]);
+        // A mismatched header is reported without falling back.
+        let (batches, e) = read_chunked(b"id,nom\n0,a\n", 2, BadRows::Fail, 1).await;
+        assert_eq!(e.unwrap().kind(), ErrorKind::SchemaMismatch);
+        assert!(batches.is_empty());
     }
 
     #[test]
