@@ -301,13 +301,32 @@ impl ByteSource for ObjectStoreBytes {
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
-        self.store
-            .get_range(&self.path, range.clone())
+        let ctx = |e: &object_store::Error| {
+            self.error(e)
+                .with_context("range", format!("{}..{}", range.start, range.end))
+        };
+        let options = object_store::GetOptions {
+            range: Some(range.clone().into()),
+            ..object_store::GetOptions::default()
+        };
+        let got = self
+            .store
+            .get_opts(&self.path, options)
             .await
-            .map_err(|e| {
-                self.error(&e)
-                    .with_context("range", format!("{}..{}", range.start, range.end))
+            .map_err(|e| ctx(&e))?;
+        if let object_store::GetResultPayload::File(file, _) = got.payload {
+            // object_store zero-fills the buffer of a local ranged read before reading into it
+            // (3 % of a local Parquet read's instructions); this reads into spare capacity.
+            let display = self.display.clone();
+            let (_, buf) = tokio::task::spawn_blocking(move || {
+                read_file_range(file, got.range.start, got.range.end - got.range.start)
             })
+            .await
+            .map_err(|e| Error::internal(format!("local read task failed: {e}")))?
+            .map_err(|e| Error::from(e).with_location(Location::file(display)))?;
+            return Ok(Bytes::from(buf));
+        }
+        got.bytes().await.map_err(|e| ctx(&e))
     }
 
     async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>> {
@@ -328,6 +347,28 @@ impl ByteSource for ObjectStoreBytes {
     }
 }
 
+/// Read exactly `len` bytes of `file` from `pos`, into a buffer that is not zero-filled first.
+fn read_file_range(
+    mut file: std::fs::File,
+    pos: u64,
+    len: u64,
+) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(pos))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    (&mut file).take(len).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "the file ended {} bytes into a {len}-byte read at offset {pos}",
+                buf.len()
+            ),
+        ));
+    }
+    Ok((file, buf))
+}
+
 /// Bytes per blocking read of a local file.
 const LOCAL_CHUNK: u64 = 1 << 20;
 
@@ -340,7 +381,7 @@ fn local_file_stream(
     range: Range<u64>,
     display: String,
 ) -> BoxStream<'static, Result<Bytes>> {
-    futures::stream::try_unfold((file, range.start), move |(mut file, pos)| {
+    futures::stream::try_unfold((file, range.start), move |(file, pos)| {
         let display = display.clone();
         let end = range.end;
         async move {
@@ -348,16 +389,10 @@ fn local_file_stream(
                 return Ok(None);
             }
             let len = (end - pos).min(LOCAL_CHUNK);
-            let (file, buf) = tokio::task::spawn_blocking(move || {
-                use std::io::{Read, Seek, SeekFrom};
-                file.seek(SeekFrom::Start(pos))?;
-                let mut buf = vec![0u8; len as usize];
-                file.read_exact(&mut buf)?;
-                Ok::<_, std::io::Error>((file, buf))
-            })
-            .await
-            .map_err(|e| Error::internal(format!("local read task failed: {e}")))?
-            .map_err(|e| Error::from(e).with_location(Location::file(display.clone())))?;
+            let (file, buf) = tokio::task::spawn_blocking(move || read_file_range(file, pos, len))
+                .await
+                .map_err(|e| Error::internal(format!("local read task failed: {e}")))?
+                .map_err(|e| Error::from(e).with_location(Location::file(display.clone())))?;
             Ok(Some((Bytes::from(buf), (file, pos + len))))
         }
     })
