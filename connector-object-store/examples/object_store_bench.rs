@@ -4,6 +4,8 @@
 //! object_store_bench gen <scale-factor> <files>   # TPC-H lineitem as <files> Parquet objects
 //! object_store_bench get                          # plain object_store GETs of every object
 //! object_store_bench read                         # Parquet read through connector-object-store
+//! object_store_bench decode                       # decode-only: objects already in memory → Arrow
+//! object_store_bench floor                        # GET + decode floor: full GETs → arrow-rs sync reader
 //! object_store_bench transfer <local.parquet>     # S3 → one local Parquet file
 //! ```
 //!
@@ -49,11 +51,13 @@ async fn main() -> Result<(), BoxError> {
         }
         Some("get") => plain_get(&conn).await,
         Some("read") => read(&conn).await,
+        Some("decode") => decode_only(&conn).await,
+        Some("floor") => floor(&conn).await,
         Some("transfer") => {
             let out = args.get(1).ok_or("transfer needs an output path")?;
             transfer(&conn, out).await
         }
-        _ => Err("usage: object_store_bench gen <sf> <files> | get | read | transfer <out>".into()),
+        _ => Err("usage: object_store_bench gen <sf> <files> | get | read | decode | floor | transfer <out>".into()),
     }
 }
 
@@ -199,6 +203,93 @@ async fn read(conn: &ObjectStoreConnector) -> Result<(), BoxError> {
     }
     println!(
         "{{\"cmd\":\"read\",\"rows\":{total},\"bytes\":{bytes},\"partitions\":{n},\"secs\":{}}}",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Rows per decoded batch in `decode` and `floor`: the connector's default
+/// (`ReadRequest::DEFAULT_BATCH_ROWS`), so the floor decodes the way `read` does.
+const FLOOR_BATCH_ROWS: usize = 8192;
+
+/// One whole object fetched with a single GET into memory.
+async fn get_all(
+    store: Arc<dyn object_store::ObjectStore>,
+    location: object_store::path::Path,
+) -> Result<bytes::Bytes, BoxError> {
+    Ok(store.get(&location).await?.bytes().await?)
+}
+
+/// Decodes one in-memory Parquet object with arrow-rs's synchronous reader (no connector code);
+/// returns its row count.
+fn decode_parquet(data: bytes::Bytes) -> Result<u64, BoxError> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?
+        .with_batch_size(FLOOR_BATCH_ROWS)
+        .build()?;
+    let mut rows = 0u64;
+    for batch in reader {
+        rows += batch?.num_rows() as u64;
+    }
+    Ok(rows)
+}
+
+/// Decodes every object on tokio's blocking pool, all at once (the concurrency of `read`: one
+/// unit of work per object), and sums the rows.
+async fn decode_all(
+    work: impl Iterator<Item = tokio::task::JoinHandle<Result<u64, BoxError>>>,
+) -> Result<u64, BoxError> {
+    let mut rows = 0;
+    for r in futures::future::join_all(work).await {
+        rows += r??;
+    }
+    Ok(rows)
+}
+
+/// Decode cost alone: every object is fetched into memory first (not timed), then all are
+/// decoded at once with arrow-rs's `ParquetRecordBatchReaderBuilder` over `Bytes`.
+async fn decode_only(conn: &ObjectStoreConnector) -> Result<(), BoxError> {
+    let objs = objects(conn).await?;
+    let store = conn.store();
+    let data: Vec<bytes::Bytes> = futures::stream::iter(objs)
+        .map(|m| get_all(store.clone(), m.location))
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let bytes: u64 = data.iter().map(|d| d.len() as u64).sum();
+    let n = data.len();
+    let start = Instant::now();
+    let rows = decode_all(
+        data.into_iter()
+            .map(|d| tokio::task::spawn_blocking(move || decode_parquet(d))),
+    )
+    .await?;
+    println!(
+        "{{\"cmd\":\"decode\",\"rows\":{rows},\"bytes\":{bytes},\"objects\":{n},\"secs\":{}}}",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The floor for a Parquet read built only from object_store and arrow-rs: every object at once,
+/// each one full GET into memory, then decoded on the blocking pool as soon as it arrives. The
+/// store handle is the one `get` uses (`ObjectStoreConnector::store`, a plain
+/// `Arc<dyn ObjectStore>`); no other connector code is involved.
+async fn floor(conn: &ObjectStoreConnector) -> Result<(), BoxError> {
+    let objs = objects(conn).await?;
+    let bytes: u64 = objs.iter().map(|m| m.size).sum();
+    let n = objs.len();
+    let store = conn.store();
+    let start = Instant::now();
+    let rows = decode_all(objs.into_iter().map(|m| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let data = get_all(store, m.location).await?;
+            tokio::task::spawn_blocking(move || decode_parquet(data)).await?
+        })
+    }))
+    .await?;
+    println!(
+        "{{\"cmd\":\"floor\",\"rows\":{rows},\"bytes\":{bytes},\"objects\":{n},\"secs\":{}}}",
         start.elapsed().as_secs_f64()
     );
     Ok(())
