@@ -39,6 +39,8 @@ use crate::util::{SharedBuf, count_newlines, strip_relative_line};
 
 const NAME: &str = "csv";
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// Bytes split at a time where only the first records of a chunk are wanted (header, sample).
+const SPLIT_SLICE: usize = 16 * 1024;
 
 /// CSV dialect and inference options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -562,24 +564,32 @@ impl CsvRead {
                 None
             });
         }
-        let mut header = None;
+        let header = std::cell::RefCell::new(None);
         let mut take = |rec: RawRecord<'_>| {
-            if header.is_none() {
-                header = Some((
+            header.borrow_mut().get_or_insert_with(|| {
+                (
                     rec.bytes.to_vec(),
                     rec.line,
                     rec.offset,
                     rec.end,
                     rec.fields,
-                ));
-            }
+                )
+            });
             Ok(())
         };
         match chunk {
-            Some(_) => splitter.push(&head[len_before..], &mut take),
-            None => splitter.finish(&mut take),
+            // In slices, to stop splitting (a second parse) once the header is complete.
+            Some(_) => {
+                for slice in head[len_before..].chunks(SPLIT_SLICE) {
+                    splitter.push(slice, &mut take).map_err(FastStop::Failed)?;
+                    if header.borrow().is_some() {
+                        break;
+                    }
+                }
+            }
+            None => splitter.finish(&mut take).map_err(FastStop::Failed)?,
         }
-        .map_err(FastStop::Failed)?;
+        let header = header.into_inner();
         let bom_len = splitter.bom_len;
         let Some((bytes, line, offset, end, fields)) = header else {
             // No complete header yet; at the end of the input, an empty file.
@@ -820,9 +830,13 @@ impl FileFormat for CsvFormat {
                 splitter.finish(&mut take).map_err(ctx)?;
                 break;
             };
-            splitter
-                .push(&chunk.map_err(ctx)?, &mut take)
-                .map_err(ctx)?;
+            // In slices, to stop splitting once the sample is complete.
+            for slice in chunk.map_err(ctx)?.chunks(SPLIT_SLICE) {
+                splitter.push(slice, &mut take).map_err(ctx)?;
+                if records.load(std::sync::atomic::Ordering::Relaxed) >= wanted {
+                    break;
+                }
+            }
             if records.load(std::sync::atomic::Ordering::Relaxed) >= wanted {
                 break;
             }
