@@ -26,6 +26,13 @@ pub trait ByteSource: Send + Sync + Debug {
     /// The bytes in `range`.
     async fn get_range(&self, range: Range<u64>) -> Result<Bytes>;
 
+    /// The bytes of several ranges (a Parquet row group's column chunks), in order. The default
+    /// fetches them concurrently, one request each; remote stores merge nearby ranges into fewer
+    /// requests ([`crate::ObjectStoreBytes`]).
+    async fn get_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        futures::future::try_join_all(ranges.iter().map(|r| self.get_range(r.clone()))).await
+    }
+
     /// The whole file as a stream of chunks.
     async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>>;
 

@@ -164,12 +164,10 @@ impl AsyncFileReader for ByteSourceReader {
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         let input = self.input.clone();
         async move {
-            futures::future::try_join_all(ranges.into_iter().map(|r| {
-                let input = input.clone();
-                async move { input.get_range(r).await }
-            }))
-            .await
-            .map_err(|e| ParquetError::External(Box::new(e)))
+            input
+                .get_ranges(&ranges)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
         }
         .boxed()
     }

@@ -446,6 +446,20 @@ async fn parquet_reads_fetch_only_footer_and_needed_columns() {
         counts.gets() >= 2,
         "expected a footer read and column reads"
     );
+    // Every column: a row group's column chunks touch, so each row group is one GET (4 row
+    // groups, plus at most two footer reads: planning and reading), not one per column chunk.
+    let before = counts.gets();
+    let all = conn
+        .source()
+        .read_batch(ReadRequest::dataset("wide.parquet"))
+        .await
+        .expect("read");
+    assert_eq!(all.num_rows(), n as usize);
+    let full_gets = counts.gets() - before;
+    assert!(
+        full_gets <= 4 + 2,
+        "{full_gets} GETs for 4 row groups of 2 columns: column chunks were not merged"
+    );
     drop_seaweed(&bucket).await;
 }
 
