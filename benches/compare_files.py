@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare connector-file's readers with arrow-rs, pyarrow and DuckDB on the same files, in one run.
 
-    python3 benches/compare_files.py [--sf 1] [--reps 5] [--out DIR] [--results benches/RESULTS.md]
+    python3 benches/compare_files.py [--sf 1] [--reps 5] [--out DIR] [--results benches/RESULTS.md] [--no-callgrind]
 
 1. Installs pyarrow, duckdb and fastavro into the cached venv
    ($HOME/.cache/arrow-connectors/peers/venv) if missing, and re-runs itself there.
@@ -13,7 +13,9 @@
    pyarrow and DuckDB (in this process, multi-threaded as they are by default, and with one thread).
 4. Checks that pyarrow (fastavro for Avro) reads the files connector-file wrote, with the right row
    count and the same values as the reference for a sample of rows.
-5. Writes the tables to --results (markdown) and prints them.
+5. Counts the instructions each Rust reader executes on a sample of each file (valgrind's callgrind,
+   unless --no-callgrind): a load-independent measure of connector-file's overhead.
+6. Writes the tables to --results (markdown) and prints them.
 """
 
 from __future__ import annotations
@@ -80,6 +82,50 @@ def rust_read(bins: Path, reader: str, path: Path) -> tuple[int, float]:
     if not m:
         raise RuntimeError(f"read_file {reader}: unexpected output {out.stdout!r}")
     return int(m.group(1)), float(m.group(2))
+
+
+def instructions(bins: Path, files: dict, out: Path, sample_rows: int) -> list[dict]:
+    """Instructions executed by each Rust reader on a sample of each file (valgrind's callgrind):
+    unlike times, these do not move with the machine's load, so small overheads show."""
+    import shutil
+    import tempfile
+
+    if shutil.which("valgrind") is None:
+        print("compare: valgrind not found; instruction counts skipped", file=sys.stderr)
+        return []
+    import pyarrow.parquet as pq
+
+    samples = {}
+    for fmt, path in files.items():
+        sample = out / f"sample-{sample_rows}.{fmt}"
+        if not sample.exists():
+            if fmt == "csv":
+                with path.open("rb") as src, sample.open("wb") as dst:
+                    for i, line in enumerate(src):
+                        if i > sample_rows:
+                            break
+                        dst.write(line)
+            else:
+                table = pq.read_table(path).slice(0, sample_rows)
+                pq.write_table(table, sample, compression="snappy", row_group_size=1_000_000)
+        samples[fmt] = sample
+    rows = []
+    for fmt, sample in samples.items():
+        counts = {}
+        for reader in ("arrow", "ours"):
+            with tempfile.TemporaryDirectory() as tmp:
+                run = subprocess.run(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+                     str(bins / "read_file"), reader, str(sample)],
+                    capture_output=True, text=True, check=False,
+                )
+            m = re.search(r"Collected : (\d+)", run.stderr)
+            if run.returncode != 0 or not m:
+                raise RuntimeError(f"callgrind {reader} {sample.name}: {run.stderr[-500:]}")
+            counts[reader] = int(m.group(1))
+        rows.append({"format": fmt, "rows": sample_rows, **counts})
+        print(f"compare: {fmt} instructions ours/arrow-rs {counts['ours'] / counts['arrow']:.3f}", file=sys.stderr)
+    return rows
 
 
 def timed(fn) -> tuple[int, float]:
@@ -215,7 +261,7 @@ def interop(out: Path, reference: Path, sample_rows: int) -> list[dict]:
     return results
 
 
-def markdown(args, rows: int, files: dict[str, Path], results: list[dict], checks: list[dict], ours_rows: int) -> str:
+def markdown(args, rows: int, files: dict[str, Path], results: list[dict], checks: list[dict], ours_rows: int, counts: list[dict]) -> str:
     try:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
@@ -259,6 +305,22 @@ def markdown(args, rows: int, files: dict[str, Path], results: list[dict], check
             lines.append(
                 f"| {fmt} | {r['reader']} | {r['median']:.3f} | {rows / r['median']:,.0f} | {ratio} |"
             )
+    if counts:
+        lines += [
+            "",
+            "## Instructions (load-independent)",
+            "",
+            f"Instructions executed reading the first {counts[0]['rows']:,} rows of each file (valgrind "
+            "`--tool=callgrind` on the `read_file` bin; start-up included, the same for both). Wall-clock "
+            "ratios on a shared 2-core machine move by ±10 % between runs; instruction counts repeat exactly.",
+            "",
+            "| format | arrow-rs | connector-file | ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for c in counts:
+            lines.append(
+                f"| {c['format']} | {c['arrow']:,} | {c['ours']:,} | {c['ours'] / c['arrow']:.3f}x |"
+            )
     lines += [
         "",
         "## Files written by connector-file, read by other tools",
@@ -296,6 +358,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--results", type=Path, default=ROOT / "benches" / "RESULTS.md")
     p.add_argument("--skip-build", action="store_true")
+    p.add_argument("--callgrind-rows", type=int, default=500_000)
+    p.add_argument("--no-callgrind", action="store_true")
     args = p.parse_args()
     out = args.out or target_dir() / f"tpch-sf{args.sf:g}"
 
@@ -317,7 +381,8 @@ def main() -> int:
     files = {"parquet": out / "lineitem.parquet", "csv": out / "lineitem.csv"}
     results = bench(bins, files, rows, args.reps)
     checks = interop(out, files["parquet"], min(args.ours_rows, rows))
-    md = markdown(args, rows, files, results, checks, min(args.ours_rows, rows))
+    counts = [] if args.no_callgrind else instructions(bins, files, out, min(args.callgrind_rows, rows))
+    md = markdown(args, rows, files, results, checks, min(args.ours_rows, rows), counts)
     args.results.write_text(md)
     print(md)
     failed = any(r["error"] for r in results) or any(
