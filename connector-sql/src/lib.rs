@@ -3,6 +3,9 @@
 
 pub mod sql;
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod shared;
+
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]

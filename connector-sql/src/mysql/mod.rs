@@ -127,6 +127,7 @@ use mysql_async::{Column, Conn, Params, Pool, Value};
 use serde::Deserialize;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 
+use crate::shared::{finish_report, kind_caps, sink_caps, source_caps, write_keys};
 use crate::sql::{
     Dialect, align_to_target, cast_batch, civil_from_days, days_from_civil, decimal_to_string,
     parse_decimal, render_filter, split_qualified,
@@ -1409,26 +1410,6 @@ impl MySqlConnector {
     }
 }
 
-fn source_caps() -> SourceCapabilities {
-    SourceCapabilities::none()
-        .with_projection_pushdown()
-        .with_filter_pushdown()
-        .with_limit_pushdown()
-        .with_partitioned_reads()
-        .with_native_query()
-}
-
-fn sink_caps() -> SinkCapabilities {
-    SinkCapabilities::none()
-        .with_append()
-        .with_overwrite()
-        .with_upsert()
-        .with_delete()
-        .with_create_if_missing()
-        .with_add_columns()
-        .with_atomic()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Writing
 
@@ -1556,25 +1537,7 @@ impl MySqlConnector {
         let target = request.target.as_str();
         let qt = quote_table(target);
         let incoming = data.schema();
-        let keys: &[String] = match &request.mode {
-            WriteMode::Upsert(k) | WriteMode::Delete(k) => k,
-            _ => &[],
-        };
-        if matches!(request.mode, WriteMode::Upsert(_) | WriteMode::Delete(_)) && keys.is_empty() {
-            return Err(Error::invalid_input(
-                "upsert and delete need at least one key column",
-                Location::table(target),
-            ));
-        }
-        for k in keys {
-            if incoming.index_of(k).is_err() {
-                return Err(Error::new(
-                    ErrorKind::SchemaMismatch,
-                    format!("key column {k:?} is not in the data"),
-                )
-                .with_location(Location::table(target).with_column(k.clone())));
-            }
-        }
+        let keys = write_keys(&request.mode, &incoming, target)?;
         let mut report = WriteReport::default();
         let existing = table_schema(conn, target).await?;
         let (plan_schema, plan) = match existing {
@@ -1836,13 +1799,14 @@ impl MySqlConnector {
             row_base += n as u64;
         }
         tx.commit().await.map_err(|e| map_err(e, "commit"))?;
-        report.rows = row_base;
-        if matches!(request.mode, WriteMode::Delete(_)) {
-            report.rows_deleted = Some(deleted);
-        }
-        report.elapsed = started.elapsed();
-        report.outputs.push(target.to_owned());
-        Ok(report)
+        Ok(finish_report(
+            report,
+            &request.mode,
+            row_base,
+            deleted,
+            started,
+            target,
+        ))
     }
 }
 
@@ -1913,10 +1877,7 @@ impl ConnectorFactory for MySqlFactory {
     }
 
     fn capabilities(&self) -> KindCapabilities {
-        KindCapabilities {
-            source: Some(source_caps()),
-            sink: Some(sink_caps()),
-        }
+        kind_caps(source_caps())
     }
 
     async fn build(&self, config: MySqlConfig) -> Result<Connector> {

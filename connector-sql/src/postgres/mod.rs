@@ -148,6 +148,7 @@ use serde::{Deserialize, Serialize};
 
 pub use types::{NumericPolicy, UnknownTypePolicy};
 
+use crate::shared::{self, kind_caps, sink_caps};
 use error::CONNECTOR;
 use read::{ReadOptions, Snapshots};
 
@@ -555,24 +556,7 @@ impl Sink for PostgresConnector {
 }
 
 fn source_caps() -> SourceCapabilities {
-    SourceCapabilities::none()
-        .with_projection_pushdown()
-        .with_filter_pushdown()
-        .with_limit_pushdown()
-        .with_partitioned_reads()
-        .with_native_query()
-        .with_consistent_snapshot()
-}
-
-fn sink_caps() -> SinkCapabilities {
-    SinkCapabilities::none()
-        .with_append()
-        .with_overwrite()
-        .with_upsert()
-        .with_delete()
-        .with_create_if_missing()
-        .with_add_columns()
-        .with_atomic()
+    shared::source_caps().with_consistent_snapshot()
 }
 
 /// The registry factory of the `postgres` kind.
@@ -592,10 +576,7 @@ impl ConnectorFactory for PostgresFactory {
     }
 
     fn capabilities(&self) -> KindCapabilities {
-        KindCapabilities {
-            source: Some(source_caps()),
-            sink: Some(sink_caps()),
-        }
+        kind_caps(source_caps())
     }
 
     async fn build(&self, config: PostgresConfig) -> Result<Connector, Error> {

@@ -102,6 +102,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::shared::{finish_report, kind_caps, sink_caps, source_caps, write_keys};
 use crate::sql::{
     Dialect, align_to_target, cast_batch, civil_from_days, days_from_civil, decimal_to_string,
     parse_decimal, render_filter,
@@ -1183,26 +1184,6 @@ fn quote_for_name(n: &str) -> String {
     }
 }
 
-fn source_caps() -> SourceCapabilities {
-    SourceCapabilities::none()
-        .with_projection_pushdown()
-        .with_filter_pushdown()
-        .with_limit_pushdown()
-        .with_partitioned_reads()
-        .with_native_query()
-}
-
-fn sink_caps() -> SinkCapabilities {
-    SinkCapabilities::none()
-        .with_append()
-        .with_overwrite()
-        .with_upsert()
-        .with_delete()
-        .with_create_if_missing()
-        .with_add_columns()
-        .with_atomic()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Writing
 
@@ -1344,25 +1325,7 @@ fn write_blocking(
         .map_err(|e| map_err(&e, "begin", Some(target)))?;
     let info = table_info(&tx, target)?;
     let mut report = WriteReport::default();
-    let keys: &[String] = match &job.req.mode {
-        WriteMode::Upsert(k) | WriteMode::Delete(k) => k,
-        _ => &[],
-    };
-    for k in keys {
-        if job.incoming.index_of(k).is_err() {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!("key column {k:?} is not in the data"),
-            )
-            .with_location(Location::table(target).with_column(k.clone())));
-        }
-    }
-    if matches!(job.req.mode, WriteMode::Upsert(_) | WriteMode::Delete(_)) && keys.is_empty() {
-        return Err(Error::invalid_input(
-            "upsert and delete need at least one key column",
-            Location::table(target),
-        ));
-    }
+    let keys = write_keys(&job.req.mode, &job.incoming, target)?;
     let plan_schema: SchemaRef;
     let plan;
     if info.is_empty() {
@@ -1583,13 +1546,14 @@ fn write_blocking(
     drop(del_stmt);
     tx.commit()
         .map_err(|e| map_err(&e, "commit", Some(target)))?;
-    report.rows = row_base;
-    if matches!(job.req.mode, WriteMode::Delete(_)) {
-        report.rows_deleted = Some(deleted);
-    }
-    report.elapsed = started.elapsed();
-    report.outputs.push(target.to_owned());
-    Ok(report)
+    Ok(finish_report(
+        report,
+        &job.req.mode,
+        row_base,
+        deleted,
+        started,
+        target,
+    ))
 }
 
 #[async_trait]
@@ -1667,10 +1631,7 @@ impl ConnectorFactory for SqliteFactory {
     }
 
     fn capabilities(&self) -> KindCapabilities {
-        KindCapabilities {
-            source: Some(source_caps()),
-            sink: Some(sink_caps()),
-        }
+        kind_caps(source_caps())
     }
 
     async fn build(&self, config: SqliteConfig) -> Result<connector_core::registry::Connector> {
