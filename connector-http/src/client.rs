@@ -125,10 +125,10 @@ impl Default for RetryConfig {
     }
 }
 
-/// Client settings shared by REST and GraphQL configs.
+/// Client settings shared by REST and GraphQL configs, where they are flattened in (so this
+/// struct does not deny unknown fields itself: the config that holds it does).
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
+pub struct ClientSettings {
     /// Authentication.
     #[serde(default)]
     pub auth: Auth,
@@ -144,9 +144,29 @@ pub struct ClientConfig {
     /// Retries.
     #[serde(default)]
     pub retry: RetryConfig,
+}
+
+/// The settings of an [`HttpClient`]: the [`ClientSettings`] of a config (flattened: the same
+/// keys), and whether to accept invalid TLS certificates.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Authentication, headers, rate limit, timeout and retries.
+    #[serde(flatten)]
+    pub settings: ClientSettings,
     /// Accept invalid TLS certificates (test servers only).
     #[serde(default)]
     pub danger_accept_invalid_certs: bool,
+}
+
+impl From<ClientSettings> for ClientConfig {
+    /// A client of a REST or GraphQL config (valid TLS certificates only).
+    fn from(settings: ClientSettings) -> Self {
+        Self {
+            settings,
+            danger_accept_invalid_certs: false,
+        }
+    }
 }
 
 /// The body of a request.
@@ -287,15 +307,16 @@ impl HttpClient {
                 .with_connector(connector)
                 .with_operation("build")
         };
+        let settings = &config.settings;
         let mut headers = HeaderMap::new();
-        for (k, v) in &config.headers {
+        for (k, v) in &settings.headers {
             let name = HeaderName::try_from(k.as_str())
                 .map_err(|e| invalid(format!("invalid header name {k:?}: {e}")))?;
             let value = HeaderValue::try_from(v.as_str())
                 .map_err(|e| invalid(format!("invalid value for header {k:?}: {e}")))?;
             headers.insert(name, value);
         }
-        let rate = match config.requests_per_second {
+        let rate = match settings.requests_per_second {
             None => None,
             // `try_from`: a rate so small that the interval overflows is an error, not a panic.
             Some(r) if r.is_finite() && r > 0.0 => match Duration::try_from_secs_f64(1.0 / r) {
@@ -316,17 +337,17 @@ impl HttpClient {
             }
         };
         let inner = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms.unwrap_or(30_000)))
+            .timeout(Duration::from_millis(settings.timeout_ms.unwrap_or(30_000)))
             .danger_accept_invalid_certs(config.danger_accept_invalid_certs)
             .gzip(true)
             .build()
             .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             inner,
-            auth: config.auth.clone(),
+            auth: settings.auth.clone(),
             headers,
             rate,
-            retry: config.retry.clone(),
+            retry: settings.retry.clone(),
             connector,
             token: Arc::new(Mutex::new(None)),
             token_generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -748,17 +769,17 @@ mod tests {
             1e-300,
             f64::MIN_POSITIVE,
         ] {
-            let cfg = ClientConfig {
+            let cfg = ClientConfig::from(ClientSettings {
                 requests_per_second: Some(rps),
-                ..ClientConfig::default()
-            };
+                ..ClientSettings::default()
+            });
             let e = HttpClient::new("rest", &cfg).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{rps}: {e}");
         }
-        let cfg = ClientConfig {
+        let cfg = ClientConfig::from(ClientSettings {
             requests_per_second: Some(1e-6),
-            ..ClientConfig::default()
-        };
+            ..ClientSettings::default()
+        });
         assert!(HttpClient::new("rest", &cfg).is_ok());
     }
 

@@ -25,11 +25,7 @@ impl ConnectorFactory for RestFactory {
     fn capabilities(&self) -> KindCapabilities {
         let r = crate::rest::Rest::new(crate::rest::RestConfig {
             base_url: "http://localhost/".into(),
-            auth: crate::Auth::None,
-            headers: std::collections::BTreeMap::new(),
-            requests_per_second: None,
-            timeout_ms: None,
-            retry: crate::RetryConfig::default(),
+            client: crate::ClientSettings::default(),
             endpoints: Vec::new(),
             sink: crate::SinkConfig::default(),
         });

@@ -7,7 +7,7 @@
 //! Queries are sent as POST and retried on temporary errors: a GraphQL query is a read
 //! (mutations are not supported as datasets).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{Auth, Body, ClientConfig, HttpClient, RequestSpec, RetryConfig};
+use crate::client::{Body, ClientConfig, ClientSettings, HttpClient, RequestSpec};
 use crate::records::{KeyOrder, ResponseFormat, infer_schema, records_at, to_batch};
 
 const NAME: &str = "graphql";
@@ -160,21 +160,10 @@ impl QueryConfig {
 pub struct GraphQLConfig {
     /// Endpoint URL.
     pub url: String,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: Auth,
-    /// Headers sent with every request.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Client-side rate limit.
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Per-request timeout in milliseconds.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// Request retries.
-    #[serde(default)]
-    pub retry: RetryConfig,
+    /// Authentication, headers, rate limit, timeout and retries (flattened: `auth`, `headers`,
+    /// `requests_per_second`, `timeout_ms`, `retry` are keys of this config).
+    #[serde(flatten)]
+    pub client: ClientSettings,
     /// Queries, each a dataset.
     #[serde(default)]
     pub queries: Vec<QueryConfig>,
@@ -220,17 +209,7 @@ impl GraphQL {
                 .with_connector(NAME)
                 .with_operation("build")
         })?;
-        let client = HttpClient::new(
-            NAME,
-            &ClientConfig {
-                auth: config.auth,
-                headers: config.headers,
-                requests_per_second: config.requests_per_second,
-                timeout_ms: config.timeout_ms,
-                retry: config.retry,
-                danger_accept_invalid_certs: false,
-            },
-        )?;
+        let client = HttpClient::new(NAME, &ClientConfig::from(config.client))?;
         Ok(Self {
             url,
             client,

@@ -12,7 +12,7 @@ pub mod rest;
 #[cfg(feature = "rest")]
 mod sink;
 
-pub use client::{ApiKeyLocation, Auth, ClientConfig, HttpClient, RetryConfig};
+pub use client::{ApiKeyLocation, Auth, ClientConfig, ClientSettings, HttpClient, RetryConfig};
 pub use factory::register;
 #[cfg(feature = "graphql")]
 pub use graphql::{GraphQL, GraphQLConfig, GraphQLPagination, QueryConfig};

@@ -37,7 +37,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::client::{
-    ApiKeyLocation, Auth, Body, ClientConfig, HttpClient, RequestSpec, Response, RetryConfig,
+    ApiKeyLocation, Auth, Body, ClientConfig, ClientSettings, HttpClient, RequestSpec, Response,
 };
 use crate::records::{
     KeyOrder, ResponseFormat, extract_records, infer_schema, records_at, to_batch, value_as_cursor,
@@ -285,21 +285,10 @@ impl Default for SinkConfig {
 pub struct RestConfig {
     /// Base URL, e.g. `https://api.example.com/v1/`.
     pub base_url: String,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: Auth,
-    /// Headers sent with every request.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Client-side rate limit.
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Per-request timeout in milliseconds.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    /// Request retries.
-    #[serde(default)]
-    pub retry: RetryConfig,
+    /// Authentication, headers, rate limit, timeout and retries (flattened: `auth`, `headers`,
+    /// `requests_per_second`, `timeout_ms`, `retry` are keys of this config).
+    #[serde(flatten)]
+    pub client: ClientSettings,
     /// Endpoints, each a dataset.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
@@ -310,14 +299,7 @@ pub struct RestConfig {
 
 impl RestConfig {
     fn client_config(&self) -> ClientConfig {
-        ClientConfig {
-            auth: self.auth.clone(),
-            headers: self.headers.clone(),
-            requests_per_second: self.requests_per_second,
-            timeout_ms: self.timeout_ms,
-            retry: self.retry.clone(),
-            danger_accept_invalid_certs: false,
-        }
+        ClientConfig::from(self.client.clone())
     }
 }
 
@@ -365,7 +347,7 @@ impl Rest {
             location: ApiKeyLocation::Query,
             name,
             ..
-        } = &config.auth
+        } = &config.client.auth
             && name.is_empty()
         {
             return Err(
@@ -1178,5 +1160,57 @@ mod tests {
         .unwrap();
         let r = Rest::new(c).unwrap();
         assert_eq!(r.shared.base.as_str(), "http://127.0.0.1:3001/");
+    }
+
+    #[test]
+    fn client_keys_stay_top_level_and_unknown_keys_are_refused() {
+        let c: RestConfig = serde_json::from_value(serde_json::json!({
+            "base_url": "http://h/",
+            "auth": {"type": "bearer", "token": "t"},
+            "headers": {"X-A": "1"},
+            "requests_per_second": 5,
+            "timeout_ms": 1000,
+            "retry": {"max_retries": 1}
+        }))
+        .unwrap();
+        assert!(matches!(c.client.auth, Auth::Bearer { .. }));
+        assert_eq!(c.client.headers.get("X-A").map(String::as_str), Some("1"));
+        assert_eq!(c.client.requests_per_second, Some(5.0));
+        assert_eq!(c.client.timeout_ms, Some(1000));
+        assert_eq!(c.client.retry.max_retries, 1);
+        for bad in [
+            serde_json::json!({"base_url": "http://h/", "nope": 1}),
+            serde_json::json!({"base_url": "http://h/", "danger_accept_invalid_certs": true}),
+            serde_json::json!({"base_url": "http://h/", "retry": {"nope": 1}}),
+        ] {
+            let e = serde_json::from_value::<RestConfig>(bad.clone()).unwrap_err();
+            assert!(
+                e.to_string().contains("nope") || e.to_string().contains("danger"),
+                "{bad}: {e}"
+            );
+        }
+        #[cfg(feature = "graphql")]
+        {
+            let e = serde_json::from_value::<crate::GraphQLConfig>(
+                serde_json::json!({"url": "http://h/", "timeout_ms": 5, "nope": 1}),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("nope"), "{e}");
+        }
+        let e = serde_json::from_value::<ClientConfig>(serde_json::json!({"nope": 1})).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        // The published schema keeps the client keys at the top level, and closed.
+        let schema = serde_json::to_value(schemars::schema_for!(RestConfig)).unwrap();
+        for k in [
+            "base_url",
+            "auth",
+            "headers",
+            "requests_per_second",
+            "timeout_ms",
+            "retry",
+        ] {
+            assert!(schema["properties"].get(k).is_some(), "{k}: {schema}");
+        }
+        assert_eq!(schema["additionalProperties"], serde_json::json!(false));
     }
 }
