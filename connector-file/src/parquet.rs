@@ -335,7 +335,7 @@ fn footer_deadline(len: usize) -> Duration {
 }
 
 /// Runs `work` on a thread of its own and waits at most `deadline` for it: `Ok(None)` if it did
-/// not finish in time. The thread is detached, so a `work` that never ends holds neither the
+/// not finish in time. A thread that misses the deadline is left detached, so a `work` that never ends holds neither the
 /// caller nor a tokio runtime's shutdown (which waits for `spawn_blocking` tasks); it ends with
 /// `work` or with the process. The wait itself runs on tokio's blocking pool (on the calling
 /// thread without a runtime) and needs no tokio timer, so runtimes built without `enable_time`
@@ -345,13 +345,22 @@ async fn with_deadline<T: Send + 'static>(
     deadline: Duration,
 ) -> std::io::Result<Option<T>> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("parquet-footer".to_owned())
         .spawn(move || {
             // The receiver is gone once the deadline passed: nothing left to do then.
             let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
         })?;
-    let wait = move || rx.recv_timeout(deadline);
+    let wait = move || {
+        let waited = rx.recv_timeout(deadline);
+        if waited.is_ok() {
+            // The thread has sent its result and is exiting: join it, so that no thread
+            // outlives a read that finished in time (LeakSanitizer saw its exit racing the
+            // fuzz target's leak check). After a missed deadline it stays detached.
+            let _ = thread.join();
+        }
+        waited
+    };
     let waited = match tokio::runtime::Handle::try_current() {
         Ok(runtime) => match runtime.spawn_blocking(wait).await {
             Ok(waited) => waited,
