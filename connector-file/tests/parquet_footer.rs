@@ -83,3 +83,22 @@ fn measure_unguarded_parquet_decode() {
     println!("parquet decode of the slow footer ({profile}): {elapsed:?} -> {result:?}");
     assert!(result.is_err());
 }
+
+/// A file found by the `parquet` fuzz target whose embedded Arrow schema (`ARROW:schema`)
+/// holds a field of type `NONE`: arrow-ipc 59.3 answers it with `unimplemented!`. The read must
+/// fail with a typed error naming the file, not unwind into the caller.
+#[tokio::test]
+async fn embedded_arrow_schema_that_panics_arrow_ipc_is_a_decode_error() {
+    let bytes: &[u8] = include_bytes!("data/parquet-arrow-schema-type-none.bin");
+    let input: Arc<dyn ByteSource> = Arc::new(InMemoryBytes::new("mem://none.parquet", bytes));
+    let format = ParquetFormat::default();
+    let e = format.infer_schema(input.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Decode, "{e}");
+    let file = e.location().and_then(|l| l.file.as_deref()).unwrap_or("");
+    assert!(file.ends_with("none.parquet"), "{e}");
+    assert!(e.to_string().contains("malformed"), "{e}");
+    let Err(e) = format.read(input, FormatReadOptions::default()).await else {
+        panic!("read of a file with a corrupt embedded schema succeeded");
+    };
+    assert_eq!(e.kind(), ErrorKind::Decode, "{e}");
+}
