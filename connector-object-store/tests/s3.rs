@@ -189,14 +189,13 @@ async fn wrong_secret_is_authentication_naming_the_url() {
         .await
         .expect_err("unknown key id");
     assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    drop_seaweed(&bucket).await;
 }
 
 #[tokio::test]
 async fn missing_bucket_is_not_found() {
-    for (c, _) in [
-        seaweed_bucket("nobucket").await,
-        moto_bucket("nobucket").await,
-    ] {
+    let (seaweed, seaweed_name) = seaweed_bucket("nobucket").await;
+    for c in [seaweed, moto_bucket("nobucket").await.0] {
         let mut c = c;
         let missing = common::fresh("missing");
         c.url = format!("s3://{missing}/x");
@@ -217,6 +216,8 @@ async fn missing_bucket_is_not_found() {
             .expect_err("write must fail");
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
+    // Only its configuration was used; SeaweedFS keeps volumes for every bucket left behind.
+    drop_seaweed(&seaweed_name).await;
 }
 
 fn parquet_bytes(batch: &RecordBatch, row_group: usize) -> Vec<u8> {
