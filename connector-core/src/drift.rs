@@ -53,6 +53,17 @@ impl DriftPlan {
     }
 }
 
+/// A schema as `name: type, …`, for messages that show two schemas side by side.
+#[must_use]
+pub fn describe_schema(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Compare `incoming` with `target` (the existing target's schema) under `policy`.
 ///
 /// - Columns match by name; types must be equal (a backend that widens types maps them first).

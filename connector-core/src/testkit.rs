@@ -61,6 +61,7 @@
 // same `# Panics` section.
 #![allow(clippy::missing_panics_doc)]
 
+use crate::drift::describe_schema as describe;
 use std::collections::HashSet;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -1183,15 +1184,6 @@ impl<'a> Case<'a> {
             format!("the sink consumed data before refusing the unsupported mode {mode}")
         });
     }
-}
-
-fn describe(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("{}: {}", f.name(), f.data_type()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn same_fields(a: &Schema, b: &Schema) -> bool {

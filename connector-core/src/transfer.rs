@@ -20,6 +20,7 @@
 //! error. All partitions must have the same schema (names and types), else the transfer fails
 //! with [`ErrorKind::SchemaMismatch`].
 
+use crate::drift::describe_schema as describe;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -343,15 +344,6 @@ fn same_columns(a: &SchemaRef, b: &SchemaRef) -> bool {
             .iter()
             .zip(b.fields())
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
-}
-
-fn describe(schema: &SchemaRef) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("{}: {}", f.name(), f.data_type()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn mismatch(what: &str, expected: &SchemaRef, actual: &SchemaRef) -> Error {

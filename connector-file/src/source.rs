@@ -37,6 +37,7 @@
 //! [`connector_core::residual::apply`]; so is the limit. With hive partitioning the source
 //! declares filter pushdown: filters on partition columns prune whole files in the plan.
 
+use connector_core::drift::describe_schema as describe;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -551,15 +552,6 @@ fn hive_base(dataset: &str) -> String {
     } else {
         dataset.to_owned()
     }
-}
-
-fn describe(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("{}: {}", f.name(), f.data_type()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Merge consecutive single-row-group pieces of the same file.
