@@ -1016,37 +1016,6 @@ mod tests {
         assert_eq!(recs[2].2, b"3,4\n".to_vec());
     }
 
-    /// Bytes served in chunks of `chunk` bytes, to cut records, the header and the byte-order
-    /// mark at every position.
-    #[derive(Debug)]
-    struct Chunked {
-        data: Bytes,
-        chunk: usize,
-    }
-
-    #[async_trait]
-    impl ByteSource for Chunked {
-        fn location(&self) -> &'static str {
-            "chunked.csv"
-        }
-
-        async fn size(&self) -> Result<u64> {
-            Ok(self.data.len() as u64)
-        }
-
-        async fn get_range(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
-            Ok(self.data.slice(range.start as usize..range.end as usize))
-        }
-
-        async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>> {
-            let chunks: Vec<Result<Bytes>> = (0..self.data.len())
-                .step_by(self.chunk)
-                .map(|i| Ok(self.data.slice(i..(i + self.chunk).min(self.data.len()))))
-                .collect();
-            Ok(Box::pin(futures::stream::iter(chunks)))
-        }
-    }
-
     /// Every batch and the error (if any) of reading `data` in `chunk`-byte pieces.
     async fn read_chunked(
         data: &'static [u8],
@@ -1059,10 +1028,10 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("name", DataType::Utf8, true),
         ]));
-        let input = Arc::new(Chunked {
-            data: Bytes::from_static(data),
-            chunk,
-        });
+        let input = Arc::new(
+            crate::InMemoryBytes::new("chunked.csv", Bytes::from_static(data))
+                .with_stream_chunk(chunk),
+        );
         let options = FormatReadOptions {
             schema: Some(schema),
             batch_rows,

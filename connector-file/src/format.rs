@@ -48,6 +48,8 @@ pub trait ByteSource: Send + Sync + Debug {
 pub struct InMemoryBytes {
     name: String,
     data: Bytes,
+    /// Bytes per streamed chunk; `None`: one chunk.
+    chunk: Option<usize>,
 }
 
 impl InMemoryBytes {
@@ -56,6 +58,17 @@ impl InMemoryBytes {
         Self {
             name: name.into(),
             data: data.into(),
+            chunk: None,
+        }
+    }
+
+    /// Stream the bytes in chunks of `bytes` (at least 1), as a network body arrives; tests use
+    /// it to cut records, headers and markers at every position.
+    #[must_use]
+    pub fn with_stream_chunk(self, bytes: usize) -> Self {
+        Self {
+            chunk: Some(bytes.max(1)),
+            ..self
         }
     }
 }
@@ -85,7 +98,14 @@ impl ByteSource for InMemoryBytes {
     }
 
     async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>> {
-        Ok(Box::pin(futures::stream::iter([Ok(self.data.clone())])))
+        let Some(chunk) = self.chunk else {
+            return Ok(Box::pin(futures::stream::iter([Ok(self.data.clone())])));
+        };
+        let chunks: Vec<Result<Bytes>> = (0..self.data.len())
+            .step_by(chunk)
+            .map(|i| Ok(self.data.slice(i..(i + chunk).min(self.data.len()))))
+            .collect();
+        Ok(Box::pin(futures::stream::iter(chunks)))
     }
 
     async fn get_all(&self) -> Result<Bytes> {

@@ -3,18 +3,14 @@
 //! column, and writer round trips.
 
 use std::fmt::Write as _;
-use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use connector_core::{Error, ErrorKind, Result, async_trait, collect};
-use connector_file::{
-    BadRows, ByteSource, FileFormat, FormatReadOptions, InMemoryBytes, XmlFormat,
-};
-use futures::stream::BoxStream;
+use connector_core::{Error, ErrorKind, Result, collect};
+use connector_file::{BadRows, FileFormat, FormatReadOptions, InMemoryBytes, XmlFormat};
 
 const CATALOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <!-- a catalog -->
@@ -39,37 +35,6 @@ const CATALOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   </item>
 </catalog>
 "#;
-
-/// Serves bytes in chunks of `chunk` bytes, to exercise chunk boundaries.
-#[derive(Debug)]
-struct Chunked {
-    name: String,
-    data: Bytes,
-    chunk: usize,
-}
-
-#[async_trait]
-impl ByteSource for Chunked {
-    fn location(&self) -> &str {
-        &self.name
-    }
-
-    async fn size(&self) -> Result<u64> {
-        Ok(self.data.len() as u64)
-    }
-
-    async fn get_range(&self, range: Range<u64>) -> Result<Bytes> {
-        Ok(self.data.slice(range.start as usize..range.end as usize))
-    }
-
-    async fn stream(&self) -> Result<BoxStream<'static, Result<Bytes>>> {
-        let chunks: Vec<Result<Bytes>> = (0..self.data.len())
-            .step_by(self.chunk)
-            .map(|i| Ok(self.data.slice(i..(i + self.chunk).min(self.data.len()))))
-            .collect();
-        Ok(Box::pin(futures::stream::iter(chunks)))
-    }
-}
 
 fn opts() -> FormatReadOptions {
     FormatReadOptions {
@@ -143,11 +108,10 @@ async fn small_chunks_give_the_same_rows() {
         .await
         .unwrap();
     for chunk in [1, 2, 3, 7, 64] {
-        let input = Arc::new(Chunked {
-            name: "chunked.xml".to_owned(),
-            data: Bytes::from_static(CATALOG.as_bytes()),
-            chunk,
-        });
+        let input = Arc::new(
+            InMemoryBytes::new("chunked.xml", Bytes::from_static(CATALOG.as_bytes()))
+                .with_stream_chunk(chunk),
+        );
         let b = collect(XmlFormat::default().read(input, opts()).await.unwrap())
             .await
             .unwrap();
@@ -241,11 +205,7 @@ async fn line_numbers_are_right_across_chunks() {
         let _ = writeln!(xml, "  <row><a>{i}</a></row>");
     }
     xml.push_str("  <row><a>x</b></row>\n</rows>\n");
-    let input = Arc::new(Chunked {
-        name: "chunked.xml".to_owned(),
-        data: Bytes::from(xml),
-        chunk: 13,
-    });
+    let input = Arc::new(InMemoryBytes::new("chunked.xml", Bytes::from(xml)).with_stream_chunk(13));
     let e = match XmlFormat::default().read(input, opts()).await {
         Ok(s) => collect(s).await.unwrap_err(),
         Err(e) => e,
